@@ -12,7 +12,12 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import Storage
 from django.utils.module_loading import import_string
 
-from django_cloudinary_analysis.client import Accepted, AnalysisResult, Source, TaskStatus
+from django_cloudinary_analysis.client import (
+    Accepted,
+    AnalysisResult,
+    Source,
+    TaskStatus,
+)
 from django_cloudinary_analysis.exceptions import (
     AnalysisError,
     SourceError,

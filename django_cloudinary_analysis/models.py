@@ -1,0 +1,358 @@
+"""The app's tables: analyses, normalised tags and moderation decisions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+
+
+ANALYSIS_TYPE_CHOICES = [
+    (name, name)
+    for name in (
+        "ai_vision_general",
+        "ai_vision_moderation",
+        "ai_vision_tagging",
+        "captioning",
+        "cld_fashion",
+        "cld_text",
+        "coco",
+        "google_logo_detection",
+        "google_tagging",
+        "human_anatomy",
+        "image_quality",
+        "lvis",
+        "shop_classifier",
+        "unidet",
+        "watermark_detection",
+    )
+]
+
+
+def params_hash(params: dict[str, Any] | None) -> str:
+    """Return a stable digest of an analysis's extras (for reuse lookups)."""
+    canonical = json.dumps(params or {}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class AnalysisStatus(models.TextChoices):
+    """Where one analysis stands."""
+
+    QUEUED = "queued", _("queued")
+    RUNNING = "running", _("running")
+    RETRYING = "retrying", _("retrying")
+    WAITING = "waiting", _("waiting for webhook")
+    SUCCEEDED = "succeeded", _("succeeded")
+    FAILED = "failed", _("failed")
+    SKIPPED = "skipped", _("skipped")
+    CANCELLED = "cancelled", _("cancelled")
+
+
+UNFINISHED = (
+    AnalysisStatus.QUEUED,
+    AnalysisStatus.RUNNING,
+    AnalysisStatus.RETRYING,
+    AnalysisStatus.WAITING,
+)
+FINISHED = (
+    AnalysisStatus.SUCCEEDED,
+    AnalysisStatus.FAILED,
+    AnalysisStatus.SKIPPED,
+    AnalysisStatus.CANCELLED,
+)
+
+
+class ModerationStatus(models.TextChoices):
+    """The verdict on one object."""
+
+    PENDING = "pending", _("pending")
+    APPROVED = "approved", _("approved")
+    REJECTED = "rejected", _("rejected")
+    REVIEW = "review", _("needs review")
+
+
+class ObjectQuerySet(models.QuerySet):
+    """Lookups by the generic (content type, object id) pair."""
+
+    def for_object(self, obj: Model) -> ObjectQuerySet:
+        """Rows that belong to ``obj``."""
+        return self.filter(
+            content_type=ContentType.objects.get_for_model(obj),
+            object_id=str(obj.pk),
+        )
+
+    def for_model(self, model: type[Model]) -> ObjectQuerySet:
+        """Rows that belong to objects of ``model``."""
+        return self.filter(content_type=ContentType.objects.get_for_model(model))
+
+
+class AnalysisQuerySet(ObjectQuerySet):
+    """Queries over analyses."""
+
+    def unfinished(self) -> AnalysisQuerySet:
+        """Analyses not yet in a final state."""
+        return self.filter(status__in=UNFINISHED)
+
+    def succeeded(self) -> AnalysisQuerySet:
+        """Analyses that produced a result."""
+        return self.filter(status=AnalysisStatus.SUCCEEDED)
+
+
+class Analysis(models.Model):
+    """One run of one analysis type on one file field of one object."""
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+    )
+    object_id = models.CharField(
+        _("object id"),
+        max_length=255,
+        help_text=_("Primary key of the analysed object, as text."),
+    )
+    content_object = GenericForeignKey("content_type", "object_id")
+    field_name = models.CharField(_("field"), max_length=100)
+    file_name = models.CharField(
+        _("file name"),
+        max_length=500,
+        blank=True,
+        help_text=_("The stored file name when the analysis was scheduled."),
+    )
+    analysis_type = models.CharField(
+        _("analysis type"), max_length=40, choices=ANALYSIS_TYPE_CHOICES
+    )
+    params = models.JSONField(
+        _("parameters"), default=dict, blank=True, help_text=_("Extras sent.")
+    )
+    params_hash = models.CharField(_("parameters digest"), max_length=64)
+    backend = models.CharField(_("backend"), max_length=100, blank=True)
+    status = models.CharField(
+        _("status"),
+        max_length=20,
+        choices=AnalysisStatus.choices,
+        default=AnalysisStatus.QUEUED,
+    )
+    allow_reuse = models.BooleanField(
+        _("reuse allowed"),
+        default=True,
+        help_text=_("Whether an earlier result for the same content may be copied."),
+    )
+    content_key = models.CharField(
+        _("content key"),
+        max_length=300,
+        blank=True,
+        help_text=_("Identifies the file's content (digest or asset version)."),
+    )
+    reused_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("reused from"),
+    )
+    remote_task_id = models.CharField(
+        _("remote task id"), max_length=512, null=True, blank=True, unique=True
+    )
+    request_id = models.CharField(_("request id"), max_length=100, blank=True)
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    error_code = models.CharField(_("error code"), max_length=100, blank=True)
+    error_message = models.TextField(_("reason"), blank=True)
+    result = models.JSONField(
+        _("result"),
+        null=True,
+        blank=True,
+        help_text=_("The normalised result: answers, caption, quality, responses."),
+    )
+    raw = models.JSONField(_("raw response"), null=True, blank=True)
+    task_id = models.CharField(
+        _("worker task id"),
+        max_length=255,
+        blank=True,
+        help_text=_("The Celery task that claimed this analysis."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    objects = AnalysisQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("analysis")
+        verbose_name_plural = _("analyses")
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            models.Index(
+                fields=["content_type", "object_id", "field_name"],
+                name="dca_analysis_object_idx",
+            ),
+            models.Index(
+                fields=["content_key", "analysis_type", "params_hash", "status"],
+                name="dca_analysis_reuse_idx",
+            ),
+            models.Index(
+                fields=["status", "created_at"], name="dca_analysis_status_idx"
+            ),
+        ]
+        permissions = [
+            ("reanalyze_media", _("Can re-run analyses")),
+            ("review_media", _("Can approve and reject media")),
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.analysis_type} of {self.content_type_id}:{self.object_id}"
+            f".{self.field_name} ({self.status})"
+        )
+
+    @property
+    def is_finished(self) -> bool:
+        """Whether this analysis reached a final state."""
+        return self.status in FINISHED
+
+
+class MediaTagQuerySet(ObjectQuerySet):
+    """Queries over tags."""
+
+    def named(self, name: str, min_confidence: float | None = None) -> MediaTagQuerySet:
+        """Tags with this normalised name, optionally above a confidence."""
+        from django_cloudinary_analysis.analyses import normalise_name
+
+        qs = self.filter(name=normalise_name(name))
+        if min_confidence is not None:
+            qs = qs.filter(confidence__gte=min_confidence)
+        return qs
+
+
+class MediaTag(models.Model):
+    """A normalised label found by an analysis."""
+
+    analysis = models.ForeignKey(
+        Analysis,
+        on_delete=models.CASCADE,
+        related_name="tags",
+        verbose_name=_("analysis"),
+    )
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+    )
+    object_id = models.CharField(_("object id"), max_length=255)
+    content_object = GenericForeignKey("content_type", "object_id")
+    field_name = models.CharField(_("field"), max_length=100)
+    name = models.CharField(_("name"), max_length=255)
+    label = models.CharField(_("label"), max_length=255)
+    confidence = models.FloatField(_("confidence"), null=True, blank=True)
+    source = models.CharField(
+        _("source"),
+        max_length=40,
+        help_text=_("The analysis type that produced the tag."),
+    )
+    box = models.JSONField(_("bounding box"), null=True, blank=True)
+
+    objects = MediaTagQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("media tag")
+        verbose_name_plural = _("media tags")
+        ordering = ["-confidence", "name"]
+        indexes = [
+            models.Index(
+                fields=["content_type", "name", "confidence"],
+                name="dca_tag_lookup_idx",
+            ),
+            models.Index(
+                fields=["content_type", "object_id", "field_name"],
+                name="dca_tag_object_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        if self.confidence is None:
+            return self.label
+        return f"{self.label} ({self.confidence:.2f})"
+
+
+class ModerationDecision(models.Model):
+    """One verdict on one object; the newest row is the current verdict."""
+
+    class Source(models.TextChoices):
+        AUTO = "auto", _("automatic")
+        HUMAN = "human", _("human")
+        SYSTEM = "system", _("content changed")
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+    )
+    object_id = models.CharField(_("object id"), max_length=255)
+    content_object = GenericForeignKey("content_type", "object_id")
+    status = models.CharField(
+        _("verdict"), max_length=20, choices=ModerationStatus.choices
+    )
+    previous_status = models.CharField(
+        _("previous verdict"),
+        max_length=20,
+        choices=ModerationStatus.choices,
+        blank=True,
+    )
+    source = models.CharField(
+        _("decided by"), max_length=10, choices=Source.choices, default=Source.AUTO
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("user"),
+    )
+    reasons = models.JSONField(_("reasons"), default=list, blank=True)
+    note = models.TextField(_("note"), blank=True)
+    decided_at = models.DateTimeField(_("decided at"), auto_now_add=True)
+
+    objects = ObjectQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("moderation decision")
+        verbose_name_plural = _("moderation decisions")
+        ordering = ["-decided_at", "-pk"]
+        get_latest_by = ["decided_at", "pk"]
+        indexes = [
+            models.Index(
+                fields=["content_type", "object_id", "decided_at"],
+                name="dca_decision_object_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_type_id}:{self.object_id} {self.status} ({self.source})"
+
+    @property
+    def pins_verdict(self) -> bool:
+        """Human decisions stand until the content changes."""
+        return self.source == self.Source.HUMAN
+
+
+class QuotaState(models.Model):
+    """An add-on quota that ran out, shared by every worker until it resets."""
+
+    feature = models.CharField(_("quota feature"), max_length=40, unique=True)
+    remaining = models.IntegerField(_("remaining"), null=True, blank=True)
+    limit = models.IntegerField(_("limit"), null=True, blank=True)
+    blocked_until = models.DateTimeField(_("blocked until"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("quota state")
+        verbose_name_plural = _("quota states")
+        ordering = ["feature"]
+
+    def __str__(self) -> str:
+        return f"{self.feature}: {self.remaining} left"

@@ -1,0 +1,162 @@
+"""Moderation policy: analysis results → approved, rejected or review.
+
+The policy is an import string (``MODERATION_POLICY``) naming a class with
+``decide(analyses) -> Verdict | None``. It receives the newest analysis per
+(field, type) for the object's current files, tags prefetched; ``None``
+means "no verdict yet" (something that matters is still running).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from django_cloudinary_analysis.models import (
+    Analysis,
+    AnalysisStatus,
+    ModerationStatus,
+)
+
+MODERATION_TYPE = "ai_vision_moderation"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A policy's decision with the reasons behind it (JSON-ready)."""
+
+    status: str
+    reasons: list[dict[str, Any]] = field(default_factory=list)
+
+
+class DefaultPolicy:
+    """Reject on "yes", review on "unknown" or matching labels, fail closed.
+
+    - ai_vision_moderation: "yes" to a rejection question rejects, "unknown"
+      sends to review.
+    - ``LABEL_RULES``: a tag from the named type whose confidence reaches
+      ``reject`` rejects, one that reaches ``review`` sends to review (the
+      band between the two thresholds is the review band).
+    - A failed or skipped moderation analysis never approves: the object goes
+      to review (``ON_FAILURE = "review"``) or stays pending
+      (``ON_FAILURE = "pending"``).
+    - With no moderation analysis configured the object is approved once its
+      analyses finish: nothing was asked to object to it.
+    """
+
+    def __init__(
+        self,
+        label_rules: Sequence[dict[str, Any]] | None = None,
+        on_failure: str | None = None,
+    ) -> None:
+        from django_cloudinary_analysis.conf import app_settings
+
+        self.label_rules = list(
+            app_settings.LABEL_RULES if label_rules is None else label_rules
+        )
+        self.on_failure = on_failure or app_settings.ON_FAILURE
+
+    def relevant_types(self) -> set[str]:
+        """Analysis types whose results bear on the verdict."""
+        return {MODERATION_TYPE} | {rule["type"] for rule in self.label_rules}
+
+    def decide(self, analyses: Sequence[Analysis]) -> Verdict | None:
+        """Return the verdict, or None while a relevant analysis is unfinished."""
+        if not analyses:
+            return None
+        relevant = [a for a in analyses if a.analysis_type in self.relevant_types()]
+        if not relevant:
+            if any(not a.is_finished for a in analyses):
+                return None
+            return Verdict(
+                ModerationStatus.APPROVED,
+                [{"rule": "no_moderation_analyses"}],
+            )
+        if any(not a.is_finished for a in relevant):
+            return None
+
+        rejects: list[dict[str, Any]] = []
+        reviews: list[dict[str, Any]] = []
+        failures: list[dict[str, Any]] = []
+        for analysis in relevant:
+            where = {"analysis": analysis.pk, "type": analysis.analysis_type}
+            if analysis.field_name:
+                where["field"] = analysis.field_name
+            if analysis.status != AnalysisStatus.SUCCEEDED:
+                failures.append(
+                    {
+                        "rule": "analysis_not_succeeded",
+                        "status": analysis.status,
+                        "reason": analysis.error_message,
+                        **where,
+                    }
+                )
+                continue
+            if analysis.analysis_type == MODERATION_TYPE:
+                answers = (analysis.result or {}).get("answers", {})
+                for question, answer in answers.items():
+                    if answer == "yes":
+                        rejects.append(
+                            {"rule": "question_yes", "question": question, **where}
+                        )
+                    elif answer != "no":
+                        reviews.append(
+                            {"rule": "question_unknown", "question": question, **where}
+                        )
+            for rule in self.label_rules:
+                if rule["type"] != analysis.analysis_type:
+                    continue
+                for tag in analysis.tags.all():
+                    if rule.get("label", "*") not in ("*", tag.name):
+                        continue
+                    confidence = 1.0 if tag.confidence is None else tag.confidence
+                    hit = {
+                        "rule": "label",
+                        "label": tag.label,
+                        "confidence": tag.confidence,
+                        **where,
+                    }
+                    if rule.get("reject") is not None and confidence >= rule["reject"]:
+                        rejects.append(hit)
+                    elif (
+                        rule.get("review") is not None and confidence >= rule["review"]
+                    ):
+                        reviews.append(hit)
+
+        if rejects:
+            return Verdict(ModerationStatus.REJECTED, rejects + reviews + failures)
+        if failures:
+            status = (
+                ModerationStatus.PENDING
+                if self.on_failure == "pending"
+                else ModerationStatus.REVIEW
+            )
+            return Verdict(status, failures + reviews)
+        if reviews:
+            return Verdict(ModerationStatus.REVIEW, reviews)
+        return Verdict(
+            ModerationStatus.APPROVED,
+            [{"rule": "all_clear", "analyses": [a.pk for a in relevant]}],
+        )
+
+
+@lru_cache(maxsize=8)
+def _policy_class(path: str) -> type:
+    try:
+        return import_string(path)  # type: ignore[no-any-return]
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"CLOUDINARY_ANALYSIS['MODERATION_POLICY'] = {path!r} cannot be "
+            f"imported: {exc}"
+        ) from exc
+
+
+def get_policy() -> Any:
+    """Instantiate the configured moderation policy."""
+    from django_cloudinary_analysis.conf import app_settings
+
+    return _policy_class(app_settings.MODERATION_POLICY)()

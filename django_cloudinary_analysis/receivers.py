@@ -1,0 +1,77 @@
+"""Model signal receivers: thin, they only call services.
+
+Nothing here reads a file or touches the network: a save compares stored
+file names, resets the verdict in memory and queues analyses after commit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import apps
+from django.db.models.signals import post_delete, post_save, pre_save
+
+from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.mixins import (
+    AnalyzedMedia,
+    changed_fields,
+    file_snapshot,
+)
+from django_cloudinary_analysis.models import ModerationStatus
+
+DISPATCH_PREFIX = "cloudinary_analysis"
+
+
+def connect() -> None:
+    """Connect the receivers to every concrete model using the mixin."""
+    for model in apps.get_models():
+        if issubclass(model, AnalyzedMedia) and not model._meta.abstract:
+            uid = f"{DISPATCH_PREFIX}:{model._meta.label_lower}"
+            pre_save.connect(before_save, sender=model, dispatch_uid=uid + ":pre")
+            post_save.connect(after_save, sender=model, dispatch_uid=uid + ":post")
+            post_delete.connect(after_delete, sender=model, dispatch_uid=uid + ":del")
+
+
+def before_save(
+    sender: type, instance: Any, raw: bool = False, update_fields: Any = None, **kw: Any
+) -> None:
+    """Reset the verdict in the row being written when a file is new."""
+    instance._analysis_changed = []
+    if raw or not app_settings.AUTO_ANALYZE:
+        return
+    changed = changed_fields(instance, update_fields)
+    if changed:
+        instance._analysis_changed = changed
+        instance._analysis_previous_status = instance.moderation_status
+        instance.moderation_status = ModerationStatus.PENDING
+
+
+def after_save(
+    sender: type,
+    instance: Any,
+    created: bool = False,
+    raw: bool = False,
+    update_fields: Any = None,
+    **kw: Any,
+) -> None:
+    """Queue analyses of new files (enqueued when the transaction commits)."""
+    from django_cloudinary_analysis import services
+
+    changed = getattr(instance, "_analysis_changed", [])
+    instance._analysis_changed = []
+    if changed and not raw:
+        services.content_changed(
+            instance,
+            changed,
+            previous_status=instance._analysis_previous_status,
+            status_written=update_fields is None
+            or "moderation_status" in update_fields,
+        )
+    instance._analysis_snapshot = file_snapshot(instance)
+
+
+def after_delete(sender: type, instance: Any, **kw: Any) -> None:
+    """Remove the deleted object's analyses, tags and decisions."""
+    from django_cloudinary_analysis import services
+
+    services.forget(instance)

@@ -1,0 +1,55 @@
+"""Shared fixtures: a clean memory backend, a temp MEDIA_ROOT, image files."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from django.core.files.base import ContentFile
+
+from django_cloudinary_analysis.backends.memory import MemoryBackend
+
+
+def _celery_app():  # type: ignore[no-untyped-def]
+    # Tasks in unit tests run in-process (CELERY_TASK_ALWAYS_EAGER in
+    # tests.settings); the integration suite runs a real worker instead.
+    from tests.celery_app import app
+
+    return app
+
+
+_celery_app()
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings, tmp_path):  # type: ignore[no-untyped-def]
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture(autouse=True)
+def memory_backend() -> MemoryBackend:
+    """The memory backend, emptied before each test."""
+    MemoryBackend.reset()
+    yield MemoryBackend
+    MemoryBackend.reset()
+
+
+def png_bytes(seed: int = 0, size: tuple[int, int] = (32, 24)) -> bytes:
+    """A small PNG whose content depends on ``seed``."""
+    from PIL import Image
+
+    img = Image.new("RGB", size, ((seed * 37) % 256, (seed * 91) % 256, 120))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def image_file() -> Callable[..., ContentFile]:
+    """Factory of named in-memory PNG files: ``image_file("a.png", seed=1)``."""
+
+    def make(name: str = "photo.png", seed: int = 0) -> ContentFile:
+        return ContentFile(png_bytes(seed), name=name)
+
+    return make
