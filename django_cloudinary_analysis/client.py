@@ -37,6 +37,7 @@ import requests
 
 from django_cloudinary_analysis import __version__, analyses
 from django_cloudinary_analysis.exceptions import (
+    AnalysisError,
     APIError,
     AuthError,
     ConfigurationError,
@@ -964,7 +965,7 @@ class AnalyzeClient:
 
     def _translate(
         self, exc: requests.exceptions.RequestException, method: str, path: str
-    ) -> APIError:
+    ) -> AnalysisError:
         what = f"{method} {path}"
         if isinstance(exc, requests.exceptions.Timeout):
             kind = (
@@ -991,10 +992,15 @@ class AnalyzeClient:
                 retryable=True,
                 details={"truncated": True},
             )
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            return NetworkError(
-                self._redact(f"{what} failed: {exc.__class__.__name__}: {exc}")
-            )
+        if isinstance(
+            exc,
+            (
+                requests.exceptions.InvalidURL,
+                requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema,
+            ),
+        ):
+            return ConfigurationError(f"{what}: the API URL is invalid")
         return NetworkError(
             self._redact(f"{what} failed: {exc.__class__.__name__}: {exc}")
         )
