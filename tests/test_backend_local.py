@@ -262,6 +262,21 @@ def test_nudity_answers_follow_the_thresholds(score, expected):
 @pytest.mark.parametrize(
     "question",
     [
+        "Is there nudity?",
+        "Does the image contain NSFW material?",
+        "Is the content sexually suggestive?",
+        "Is this pornographic (yes or no)?",
+        "Does it show naked people? Answer yes/no.",
+    ],
+)
+def test_nudity_questions_are_recognised(question):
+    assert local.is_nudity_question(question)
+    assert local.answer_questions([question], 0.9)[0]["value"] == "yes"
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
         "Is the image free of nudity?",  # negated: a "yes" would mean safe
         "Is this image safe for work?",
         "Does the image contain nudity or violence?",  # half outside the model
@@ -452,3 +467,35 @@ def test_the_module_imports_without_the_local_extra():
 
     assert done.returncode == 0, done.stderr
     assert "pip install 'django-cloudinary-analysis[local]'" in done.stdout
+
+
+def test_the_benchmark_rewrites_only_its_own_docs_section(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "local_backend.py"
+    spec = importlib.util.spec_from_file_location("bench_local_backend", path)
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text(
+        "# Benchmarks\n\n## Client overhead\n\nkeep me\n\n"
+        "## Local backend\n\nold numbers\n\n## Later\n\nkeep me too\n"
+    )
+
+    bench.write_section("## Local backend\n\nnew numbers\n", docs)
+    bench.write_section("## Local backend\n\nnewer numbers\n", docs)
+
+    text = docs.read_text()
+    assert "old numbers" not in text and "new numbers" not in text
+    assert text.count("## Local backend") == 1
+    assert "newer numbers" in text
+    assert "keep me\n" in text and "## Later\n\nkeep me too\n" in text
+
+
+def test_a_jpeg_and_a_png_of_the_same_scene_measure_alike(backend, storage):
+    jpeg = quality_of(backend, storage, "s.jpg", images.sharp_jpeg())["details"]
+    png = quality_of(backend, storage, "s.png", images.sharp_png())["details"]
+
+    assert jpeg["laplacian_variance"] == pytest.approx(png["laplacian_variance"], 0.1)
+    assert jpeg["noise_sigma"] == pytest.approx(png["noise_sigma"], 0.1)

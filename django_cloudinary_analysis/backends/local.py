@@ -66,7 +66,9 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "max_bytes": 50 * 1024 * 1024,
     "max_pixels": 100_000_000,
     # Longest side decoded for quality and moderation (JPEGs decode at a
-    # reduced DCT scale, so a 12 MP photo never exists at full size).
+    # reduced DCT scale, so a 12 MP photo never exists at full size). Keep it
+    # at least twice quality_size: DCT scaling does not low-pass like a
+    # resize, and a JPEG would then look sharper than the same PNG.
     "decode_size": 1024,
     # Longest side the quality metrics are measured at: the Laplacian variance
     # depends on scale, so it must be fixed for scores to be comparable.
@@ -125,6 +127,7 @@ NEGATION = re.compile(
     r"family[- ]friendly|clothed|dressed)\b|n't\b",
     re.IGNORECASE,
 )
+YES_OR_NO = re.compile(r"\byes\s*(or|/)\s*no\b", re.IGNORECASE)
 OTHER_TOPIC = re.compile(
     r"\b(violen\w*|weapons?|guns?|knife|knives|blood\w*|gore|gory|drugs?|"
     r"alcohol\w*|smok\w*|tobacco|hate|hateful|racis\w*|offensive|child\w*|"
@@ -507,6 +510,7 @@ def nsfw_classifier(model_path: str | None = None, threads: int | None = None) -
 
 def is_nudity_question(question: str) -> bool:
     """Return whether the NSFW score alone can answer ``question``."""
+    question = YES_OR_NO.sub(" ", question)  # "(yes or no)" is not a negation
     return bool(
         NUDITY.search(question)
         and not NEGATION.search(question)
@@ -550,7 +554,11 @@ def read_text(
     min_confidence: float = 0.5,
     timeout: float = 30,
 ) -> list[dict[str, Any]]:
-    """Run Tesseract on ``image``; return words with boxes in original pixels."""
+    """Run Tesseract on ``image``; return words with boxes in original pixels.
+
+    Each word has ``bounding-box`` ([x, y, w, h] multiplied by ``scale``),
+    ``confidence`` (0–1), ``text`` and ``line`` (block, paragraph, line).
+    """
     import pytesseract
 
     with _omp_lock:
@@ -590,9 +598,10 @@ def read_text(
 def _text_analysis(words: list[dict[str, Any]]) -> dict[str, Any]:
     lines: dict[tuple[int, int, int], list[str]] = {}
     for word in words:
-        lines.setdefault(word.pop("line"), []).append(word["text"])
+        lines.setdefault(word["line"], []).append(word["text"])
+    tags = [{k: v for k, v in word.items() if k != "line"} for word in words]
     return {
-        "tags": {"text": words} if words else {},
+        "tags": {"text": tags} if tags else {},
         "has_text": bool(words),
         "text": "\n".join(" ".join(line) for line in lines.values()),
         "model": "local-tesseract",
