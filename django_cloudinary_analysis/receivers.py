@@ -67,7 +67,15 @@ def after_save(
             status_written=update_fields is None
             or "moderation_status" in update_fields,
         )
-    instance._analysis_snapshot = file_snapshot(instance)
+    written = file_snapshot(instance)
+    if update_fields is not None:
+        # Fields left out of update_fields were not written: keep their old name.
+        kept = getattr(instance, "_analysis_snapshot", None) or {}
+        written = {
+            name: value if name in update_fields else kept.get(name, value)
+            for name, value in written.items()
+        }
+    instance._analysis_snapshot = written
 
 
 def after_delete(sender: type, instance: Any, **kw: Any) -> None:

@@ -687,6 +687,20 @@ def _wait_for_quota(analysis: Analysis, until: datetime) -> RunOutcome:
     return RunOutcome("quota_blocked", retry_in=delay)
 
 
+def give_up_on_quota(analysis_id: int) -> RunOutcome:
+    """Fail an analysis blocked by a quota when nothing can wait for the reset."""
+    analysis = Analysis.objects.select_related("content_type").get(pk=analysis_id)
+    return _finish(
+        analysis,
+        AnalysisStatus.FAILED,
+        code="quota_exhausted",
+        message=f"{analysis.error_message}; tasks run in-process, so nothing "
+        "waits for the reset: run it again afterwards",
+        obj=_load_object(analysis),
+        from_statuses=(AnalysisStatus.RETRYING,),
+    )
+
+
 # -- async analyses -----------------------------------------------------------
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from celery import shared_task
 
 from django_cloudinary_analysis import services
-from django_cloudinary_analysis.models import Analysis, AnalysisStatus
 
 logger = logging.getLogger(__name__)
 
@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
     ignore_result=True,
     max_retries=None,  # attempts are bounded by MAX_ATTEMPTS in services
 )
-def run_analysis(self, analysis_id: int) -> str:  # type: ignore[no-untyped-def]
+def run_analysis(self, analysis_id: int) -> Any:  # type: ignore[no-untyped-def]
     """Run one analysis; come back later when services asks for a retry."""
     outcome = services.run(analysis_id, task_id=self.request.id or "")
     if outcome.retry_in is None:
@@ -28,13 +28,11 @@ def run_analysis(self, analysis_id: int) -> str:  # type: ignore[no-untyped-def]
     if self.request.is_eager and outcome.status == "quota_blocked":
         # In-process tasks cannot wait for a quota reset without blocking the
         # request: leave a visible reason instead of spinning.
-        Analysis.objects.filter(pk=analysis_id, status=AnalysisStatus.RETRYING).update(
-            status=AnalysisStatus.FAILED,
-            error_code="quota_exhausted",
-            error_message="the add-on quota is exhausted; run it again after the "
-            "reset (tasks run in-process, so nothing waits for it)",
-        )
-        return "failed"
+        return services.give_up_on_quota(analysis_id).status
+    if self.request.is_eager:
+        # In-process, Celery re-applies a returned Retry at once; a raised one
+        # would escape into the caller's request when eager errors propagate.
+        return self.retry(countdown=outcome.retry_in, throw=False)
     raise self.retry(countdown=outcome.retry_in)
 
 

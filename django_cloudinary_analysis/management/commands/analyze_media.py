@@ -1,0 +1,164 @@
+"""Backfill or re-run analyses for models that use the AnalyzedMedia mixin."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from django.apps import apps
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from django_cloudinary_analysis import analyses, services
+from django_cloudinary_analysis.mixins import AnalyzedMedia
+
+
+class Command(BaseCommand):
+    help = (
+        "Queue analyses for objects of models using AnalyzedMedia: those never "
+        "analysed (default), failed ones (--failed) or everything (--force). "
+        "Safe to interrupt and run again."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "models",
+            nargs="*",
+            metavar="app_label.Model",
+            help="Models to process (default: every model using the mixin).",
+        )
+        parser.add_argument(
+            "--type",
+            dest="types",
+            action="append",
+            metavar="ANALYSIS_TYPE",
+            help="Only this analysis type (repeatable).",
+        )
+        parser.add_argument(
+            "--field",
+            dest="fields",
+            action="append",
+            metavar="FIELD",
+            help="Only this file field (repeatable).",
+        )
+        mode = parser.add_mutually_exclusive_group()
+        mode.add_argument(
+            "--missing",
+            action="store_const",
+            dest="rerun",
+            const=services.RERUN_MISSING,
+            help="Only analyses never run for the current files (the default).",
+        )
+        mode.add_argument(
+            "--failed",
+            action="store_const",
+            dest="rerun",
+            const=services.RERUN_FAILED,
+            help="Only analyses whose newest run failed or was skipped.",
+        )
+        mode.add_argument(
+            "--force",
+            action="store_const",
+            dest="rerun",
+            const=services.RERUN_ALL,
+            help="Run everything again and do not reuse earlier results.",
+        )
+        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Count what would be queued without queueing anything.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        rerun = options["rerun"] or services.RERUN_MISSING
+        batch_size = options["batch_size"]
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        for name in options["types"] or ():
+            if name not in analyses.ANALYSIS_TYPES:
+                raise CommandError(
+                    f"unknown analysis type {name!r}; known: "
+                    + ", ".join(sorted(analyses.ANALYSIS_TYPES))
+                )
+        models = self._models(options["models"])
+        progress = self.stdout.isatty()
+        totals: Counter[str] = Counter()
+        started = time.monotonic()
+        for model in models:
+            counts = self._process(model, rerun, batch_size, options, progress)
+            totals.update(counts)
+            self.stdout.write(
+                f"{model._meta.label}: {counts['objects']} objects, "
+                f"{counts['queued']} analyses "
+                f"{'would be queued' if options['dry_run'] else 'queued'}"
+            )
+        verb = "would queue" if options["dry_run"] else "queued"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Done: {totals['objects']} objects, {verb} {totals['queued']} "
+                f"analyses in {time.monotonic() - started:.1f} s."
+            )
+        )
+
+    def _models(self, labels: list[str]) -> list[type[AnalyzedMedia]]:
+        if not labels:
+            found = [
+                m
+                for m in apps.get_models()
+                if issubclass(m, AnalyzedMedia) and not m._meta.abstract
+            ]
+            if not found:
+                raise CommandError("no model uses the AnalyzedMedia mixin")
+            return found
+        models = []
+        for label in labels:
+            try:
+                model = apps.get_model(label)
+            except (LookupError, ValueError) as exc:
+                raise CommandError(f"unknown model {label!r}: {exc}") from exc
+            if not issubclass(model, AnalyzedMedia):
+                raise CommandError(f"{label} does not use the AnalyzedMedia mixin")
+            models.append(model)
+        return models
+
+    def _process(
+        self,
+        model: type[AnalyzedMedia],
+        rerun: str,
+        batch_size: int,
+        options: dict[str, Any],
+        progress: bool,
+    ) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        total = model._default_manager.count() if progress else 0
+        last_pk = None
+        queryset = model._default_manager.order_by("pk")
+        while True:
+            # Keyset pagination: flat memory, and a re-run resumes cheaply.
+            page = queryset if last_pk is None else queryset.filter(pk__gt=last_pk)
+            batch = list(page[:batch_size])
+            if not batch:
+                break
+            last_pk = batch[-1].pk
+            with transaction.atomic():
+                queued = services.schedule_many(
+                    batch,
+                    fields=options["fields"],
+                    types=options["types"],
+                    rerun=rerun,
+                    dry_run=options["dry_run"],
+                )
+            counts["objects"] += len(batch)
+            counts["queued"] += len(queued)
+            if progress and total:
+                done = counts["objects"]
+                bar = "#" * int(30 * done / total)
+                self.stdout.write(
+                    f"\r{model._meta.label} [{bar:<30}] {done}/{total}", ending=""
+                )
+                self.stdout.flush()
+        if progress and total:
+            self.stdout.write("")
+        return counts
