@@ -57,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     "QUEUE": None,
     "DEDUP": True,
     "STORE_RAW": True,
+    # REST API (rest_framework subpackage): import paths; None means staff only.
+    "API_PERMISSION_CLASSES": None,
+    # Import path of ``f(request, queryset) -> queryset`` limiting visible objects.
+    "API_OBJECT_FILTER": None,
 }
 
 
