@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from django.urls import path
 
+from django_cloudinary_analysis import webhooks
+
 app_name = "cloudinary_analysis"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("webhook/", webhooks.webhook, name="webhook"),
+]

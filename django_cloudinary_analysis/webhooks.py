@@ -1,0 +1,204 @@
+"""The notification endpoint: check Cloudinary's signature, apply the result.
+
+Cloudinary POSTs async results to the ``notification_url`` sent with each
+request, and every Console-wide webhook hits the same URL with other
+notification types. The signature is the hex digest of SHA-1 or SHA-256 over
+``raw_body + timestamp + api_secret`` (a plain hash, not an HMAC), sent in
+``X-Cld-Signature`` with the Unix time in ``X-Cld-Timestamp``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from django_cloudinary_analysis import services
+from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.exceptions import AnalysisError
+
+logger = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Cld-Signature"
+TIMESTAMP_HEADER = "X-Cld-Timestamp"
+
+#: Digest algorithms a site may list in ``WEBHOOK_ALGORITHMS``.
+SUPPORTED_ALGORITHMS = frozenset({"sha1", "sha256", "sha512"})
+
+#: ``apply_notification`` outcomes; all of them end Cloudinary's retries.
+FINAL_OUTCOMES = frozenset(
+    {"applied", "failed", "duplicate", "unknown", "ignored", "cancelled"}
+)
+
+# Longer than any Unix time for millennia; keeps int() off huge inputs.
+_MAX_TIMESTAMP_DIGITS = 12
+
+
+class InvalidSignature(AnalysisError):
+    """A notification's signature or timestamp does not check out.
+
+    ``code`` names the reason (``missing_headers``, ``bad_timestamp``,
+    ``stale``, ``future``, ``bad_signature``, ``mismatch``); the text never
+    contains the signature or the secret.
+    """
+
+    default_code = "invalid_signature"
+
+
+def verify_signature(
+    body: bytes,
+    timestamp: str | None,
+    signature: str | None,
+    secret: str,
+    *,
+    max_age: float,
+    max_future: float,
+    algorithms: Iterable[str] = ("sha1", "sha256"),
+    now: float | None = None,
+) -> None:
+    """Raise InvalidSignature unless ``signature`` signs ``body`` + ``timestamp``."""
+    if not secret:
+        # Hashing with an empty secret would accept anyone's digest.
+        raise ValueError("no API secret to verify notifications with")
+    names = [name.lower() for name in algorithms]
+    unknown = sorted(set(names) - SUPPORTED_ALGORITHMS)
+    if unknown or not names:
+        raise ValueError(
+            f"unsupported webhook algorithms {unknown or names!r}; "
+            f"use some of {sorted(SUPPORTED_ALGORITHMS)}"
+        )
+    if not timestamp or not signature:
+        raise InvalidSignature(
+            f"{SIGNATURE_HEADER} or {TIMESTAMP_HEADER} is missing",
+            code="missing_headers",
+        )
+    stamp = timestamp.strip()
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > _MAX_TIMESTAMP_DIGITS:
+        raise InvalidSignature(
+            f"{TIMESTAMP_HEADER} is not a Unix time", code="bad_timestamp"
+        )
+    age = (time.time() if now is None else now) - int(stamp)
+    if age > max_age:
+        raise InvalidSignature(
+            f"the notification is {age:.0f} s old (max {max_age} s)", code="stale"
+        )
+    if -age > max_future:
+        raise InvalidSignature(
+            f"the notification is dated {-age:.0f} s in the future "
+            f"(max {max_future} s)",
+            code="future",
+        )
+    candidate = signature.strip().lower()
+    if not candidate.isascii():
+        raise InvalidSignature(f"{SIGNATURE_HEADER} is not hex", code="bad_signature")
+    message = body + stamp.encode("ascii") + secret.encode("utf-8")
+    matched = False
+    for name in names:
+        expected = hashlib.new(name, message).hexdigest()
+        # Check every algorithm so the time taken does not say which matched.
+        matched |= hmac.compare_digest(expected.encode(), candidate.encode())
+    if not matched:
+        raise InvalidSignature("the signature does not match", code="mismatch")
+
+
+def _error(status: int, error: str) -> JsonResponse:
+    return JsonResponse({"error": error}, status=status)
+
+
+def _read_body(request: HttpRequest, limit: int) -> bytes | None:
+    """Return the raw body, or None when it is larger than ``limit``."""
+    # Read the stream, not request.body: that would apply Django's
+    # DATA_UPLOAD_MAX_MEMORY_SIZE instead of WEBHOOK_MAX_BODY, and reading
+    # one byte past the cap catches bodies sent without a Content-Length.
+    body = request.read(limit + 1)
+    return None if len(body) > limit else body
+
+
+@csrf_exempt
+@require_POST
+def webhook(request: HttpRequest) -> HttpResponse:
+    """Verify a Cloudinary notification and apply it through services."""
+    limit = int(app_settings.WEBHOOK_MAX_BODY)
+    declared = request.META.get("CONTENT_LENGTH") or ""
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            return _error(400, "bad_content_length")
+        if length > limit:
+            logger.warning(
+                "webhook refused: body of %s bytes exceeds %s", length, limit
+            )
+            return _error(413, "body_too_large")
+    body = _read_body(request, limit)
+    if body is None:
+        logger.warning("webhook refused: body exceeds %s bytes", limit)
+        return _error(413, "body_too_large")
+
+    secret = app_settings.credentials.api_secret
+    if not secret:
+        logger.error(
+            "webhook refused: no API secret is configured, so notifications "
+            "cannot be verified (set CLOUDINARY_ANALYSIS['API_SECRET'] or "
+            "CLOUDINARY_URL)"
+        )
+        return _error(503, "not_configured")
+    try:
+        verify_signature(
+            body,
+            request.headers.get(TIMESTAMP_HEADER),
+            request.headers.get(SIGNATURE_HEADER),
+            secret,
+            max_age=float(app_settings.WEBHOOK_MAX_AGE),
+            max_future=float(app_settings.WEBHOOK_MAX_FUTURE),
+            algorithms=app_settings.WEBHOOK_ALGORITHMS,
+        )
+    except InvalidSignature as exc:
+        logger.warning(
+            "webhook refused: %s",
+            exc,
+            extra={
+                "error_code": exc.code,
+                "remote_addr": request.META.get("REMOTE_ADDR"),
+            },
+        )
+        return _error(403, "invalid_signature")
+    except ValueError as exc:  # WEBHOOK_ALGORITHMS is misconfigured
+        logger.error("webhook refused: %s", exc)
+        return _error(503, "not_configured")
+
+    try:
+        payload: Any = json.loads(body)
+    except (ValueError, RecursionError):
+        logger.warning("webhook refused: the signed body is not JSON")
+        return _error(400, "malformed_json")
+    if not isinstance(payload, dict):
+        logger.warning("webhook refused: the signed body is not a JSON object")
+        return _error(400, "not_an_object")
+
+    task_id = payload.get("task_id")
+    task_id = task_id[:512] if isinstance(task_id, str) else None
+    notification_type = str(payload.get("notification_type"))[:100]
+    extra = {"remote_task_id": task_id, "notification_type": notification_type}
+    outcome = services.apply_notification(payload)
+    if outcome == "unknown":
+        logger.info("webhook for an unknown task %s", task_id, extra=extra)
+    elif outcome == "ignored":
+        logger.info(
+            "webhook of type %r ignored (task %s)",
+            notification_type,
+            task_id,
+            extra=extra,
+        )
+    else:
+        log = logger.info if outcome in FINAL_OUTCOMES else logger.warning
+        log("webhook for task %s: %s", task_id, outcome, extra=extra)
+    return JsonResponse({"status": outcome})
