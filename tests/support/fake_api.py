@@ -514,6 +514,8 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], api: FakeAnalyzeAPI) -> None:
         self.api = api
         self.connections: set[socket.socket] = set()
+        #: TCP connections accepted so far (keep-alive keeps this low).
+        self.accepted = 0
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -529,6 +531,7 @@ class _HTTPServer(ThreadingHTTPServer):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.connections_lock:
             self.connections.add(sock)
+            self.accepted += 1
         return sock, addr
 
     def shutdown_request(self, request: Any) -> None:
@@ -704,6 +707,11 @@ class FakeAnalyzeAPI:
     def base_url(self) -> str:
         """Return the API base, ``http://127.0.0.1:PORT/v2/analysis/CLOUD``."""
         return f"{self.url}/v2/analysis/{self.cloud_name}"
+
+    @property
+    def connections_accepted(self) -> int:
+        """Return how many TCP connections the server accepted since start."""
+        return self._server.accepted if self._server is not None else 0
 
     def reset(self) -> None:
         """Forget records, tasks and faults; restore quotas and subscriptions."""
@@ -1012,6 +1020,7 @@ class FakeAnalyzeAPI:
             "billable_by_source": by_source,
             "tasks": dict(Counter(t.status(now) for t in tasks)),
             "deliveries": deliveries,
+            "connections_accepted": self.connections_accepted,
             "fault_rules": rules,
         }
 
@@ -1789,6 +1798,11 @@ class FakeAPIControl:
     def records(self) -> list[dict[str, Any]]:
         """Return every recorded request as dicts."""
         return self._call("GET", "records")
+
+    @property
+    def connections_accepted(self) -> int:
+        """Return how many TCP connections the server accepted since start."""
+        return self._server.accepted if self._server is not None else 0
 
     def reset(self) -> None:
         """Reset the server (see ``FakeAnalyzeAPI.reset``)."""
