@@ -1,0 +1,1 @@
+"""The example's gallery: models that use the analysis mixin."""

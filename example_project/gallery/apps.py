@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class GalleryConfig(AppConfig):
+    """The example gallery app."""
+
+    name = "gallery"
+    default_auto_field = "django.db.models.BigAutoField"

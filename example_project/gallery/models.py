@@ -1,0 +1,63 @@
+"""Models of the example: one image field, and two with their own analyses."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from django_cloudinary_analysis.mixins import AnalyzedMedia
+
+
+class Photo(AnalyzedMedia):
+    """A photo analysed on upload with every analysis in ``AnalysisMeta``."""
+
+    title = models.CharField(_("title"), max_length=200)
+    image = models.ImageField(_("image"), upload_to="photos/")
+    uploaded_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = _("photo")
+        verbose_name_plural = _("photos")
+
+    class AnalysisMeta:
+        fields = ["image"]
+        # The first three run offline; the last two need Cloudinary, so the
+        # local backend marks them skipped ("not available offline").
+        analyses = [
+            "image_quality",
+            "ai_vision_moderation",
+            "cld_text",
+            "google_tagging",
+            "captioning",
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+
+class Product(AnalyzedMedia):
+    """A product with two images, each with its own analyses."""
+
+    name = models.CharField(_("name"), max_length=200)
+    photo = models.ImageField(_("photo"), upload_to="products/")
+    label_image = models.ImageField(
+        _("label image"),
+        upload_to="products/labels/",
+        blank=True,
+        help_text=_("A picture of the product's label; its text is read."),
+    )
+
+    class Meta:
+        ordering = ["pk"]
+        verbose_name = _("product")
+        verbose_name_plural = _("products")
+
+    class AnalysisMeta:
+        fields = {
+            "photo": ["ai_vision_moderation", "image_quality", "google_tagging"],
+            "label_image": ["cld_text", "image_quality"],
+        }
+
+    def __str__(self) -> str:
+        return self.name

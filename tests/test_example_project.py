@@ -1,0 +1,328 @@
+"""The example project: `manage.py demo --no-serve` seeds, analyses and reports.
+
+Each command runs in a subprocess with the example's own settings, a
+temporary SQLite file and a temporary MEDIA_ROOT, offline (local backend,
+tasks in-process), exactly as `make demo` runs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+try:
+    from django_cloudinary_analysis.backends.local import LocalBackend  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    pytest.skip(
+        f"the example needs the local backend, which cannot be imported: {exc}",
+        allow_module_level=True,
+    )
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "example_project"
+MANAGE = EXAMPLE / "manage.py"
+
+PHOTOS = [
+    "Sharp scene",
+    "Blurred scene",
+    "Dark scene",
+    "Overexposed scene",
+    "Poster with text",
+    "Sharp scene (copy)",
+]
+# What the environment may carry that would switch the example away from
+# the offline defaults (or to the test suite's settings).
+SWITCHES = (
+    "CLOUDINARY_URL",
+    "CELERY_BROKER_URL",
+    "DATABASE_URL",
+    "MEDIA_BASE_URL",
+    "WEBHOOK_URL",
+    "CLOUDINARY_ANALYSIS_ASYNC_TYPES",
+    "DJANGO_DEBUG",
+    "DJANGO_ALLOWED_HOSTS",
+)
+
+
+def example_env(tmp: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
+    env.update(
+        DJANGO_SETTINGS_MODULE="example_project.settings",
+        DEMO_DB_PATH=str(tmp / "demo.sqlite3"),
+        MEDIA_ROOT=str(tmp / "media"),
+        PYTHONPATH=str(ROOT),
+    )
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, str(MANAGE), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, (
+        f"manage.py {' '.join(args)} exited {proc.returncode}\n"
+        f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    )
+    return proc
+
+
+def row(output: str, title: str) -> str:
+    """Return the report's table row for ``title``."""
+    for line in output.splitlines():
+        if line.startswith(f"{title} ") and "image " in line:
+            return line
+    raise AssertionError(f"no row for {title!r} in:\n{output}")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("example")
+
+
+@pytest.fixture(scope="module")
+def first_run(demo_dir: Path) -> str:
+    return manage(example_env(demo_dir), "demo", "--no-serve").stdout
+
+
+def test_demo_creates_the_user_and_every_sample(first_run):
+    assert "Demo superuser: admin / admin (created)" in first_run
+    assert "for local demo use only" in first_run
+    assert "Backend: django_cloudinary_analysis.backends.local.LocalBackend" in (
+        first_run
+    )
+    assert "Tasks: in-process" in first_run
+    assert "Samples: 7 created, 0 kept" in first_run
+
+
+def test_demo_reports_a_quality_word_and_verdict_per_image(first_run):
+    words = {}
+    for title in PHOTOS:
+        line = row(first_run, title)
+        match = re.search(r"\b(low|medium|high) (\d\.\d\d)\b", line)
+        assert match, line
+        words[title] = match.group(1)
+        assert re.search(r"\b(approved|review|rejected)\b", line), line
+        # Every analysis finished: image_quality, moderation and OCR ran,
+        # the two Cloudinary-only types were skipped.
+        assert "3 succeeded" in line and "2 skipped" in line, line
+    assert words["Sharp scene"] == "high"
+    assert words["Blurred scene"] == "low"
+    assert "(blurred)" in row(first_run, "Blurred scene")
+    assert "(under-exposed)" in row(first_run, "Dark scene")
+    assert "(over-exposed)" in row(first_run, "Overexposed scene")
+    assert words["Sharp scene (copy)"] == words["Sharp scene"]
+    # Both fields of the multi-field model were analysed with their own lists.
+    assert re.search(r"^Coffee beans\s+photo\s+high", first_run, re.M), first_run
+    assert re.search(r"^\s+label_image\s+\w+ \d\.\d\d.*2 succeeded", first_run, re.M)
+    assert "Failed:" not in first_run
+    assert "still unfinished" not in first_run
+
+
+def test_demo_reads_the_text_when_tesseract_is_installed(first_run):
+    if shutil.which("tesseract") is None:
+        assert "cld_text is not available offline without Tesseract" in first_run
+        return
+    assert "HELLO DJANGO / OFFLINE DEMO" in row(first_run, "Poster with text")
+    assert "ORGANIC COFFEE" in first_run
+    assert row(first_run, "Sharp scene").rstrip().endswith("-")
+
+
+def test_demo_reuses_the_duplicate_and_explains_skips(first_run):
+    assert "(3 reused)" in row(first_run, "Sharp scene (copy)")
+    assert re.search(
+        r"Sharp scene \(copy\): image_quality, ai_vision_moderation, cld_text "
+        r"reused from Sharp scene \(analyses #\d+, #\d+, #\d+\)",
+        first_run,
+    ), first_run
+    assert re.search(
+        r"google_tagging skipped on 7 files: google_tagging is not available offline",
+        first_run,
+    ), first_run
+    assert re.search(
+        r"captioning skipped on 6 files: captioning is not available offline",
+        first_run,
+    ), first_run
+
+
+def test_demo_prints_the_site_urls(first_run):
+    assert "Home:     http://127.0.0.1:8000/" in first_run
+    assert "Admin:    http://127.0.0.1:8000/admin/" in first_run
+    assert "Webhook:  http://127.0.0.1:8000/cloudinary-analysis/webhook/" in first_run
+    assert "Serving on" not in first_run  # --no-serve
+
+
+def test_demo_stored_what_it_reported(first_run, demo_dir):
+    db = sqlite3.connect(demo_dir / "demo.sqlite3")
+    try:
+        statuses = dict(
+            db.execute(
+                "SELECT status, COUNT(*) FROM cloudinary_analysis_analysis "
+                "GROUP BY status"
+            ).fetchall()
+        )
+        reused = db.execute(
+            "SELECT COUNT(*) FROM cloudinary_analysis_analysis "
+            "WHERE reused_from_id IS NOT NULL"
+        ).fetchone()[0]
+        skipped_reasons = {
+            r
+            for (r,) in db.execute(
+                "SELECT error_message FROM cloudinary_analysis_analysis "
+                "WHERE status = 'skipped'"
+            )
+        }
+    finally:
+        db.close()
+    # 6 photos × 5 types, product photo 3, label 2.
+    assert sum(statuses.values()) == 35
+    assert statuses == {"succeeded": 22, "skipped": 13}
+    assert reused == 3
+    assert all("not available offline" in r for r in skipped_reasons)
+    media = demo_dir / "media"
+    assert (media / "photos" / "sharp-copy.jpg").read_bytes() == (
+        media / "photos" / "sharp.jpg"
+    ).read_bytes()
+
+
+def test_demo_twice_keeps_what_exists(first_run, demo_dir):
+    second = manage(example_env(demo_dir), "demo", "--no-serve").stdout
+    assert "Samples: 0 created, 7 kept" in second
+    assert "Demo superuser: admin (exists" in second
+    for title in PHOTOS:
+        assert row(second, title) == row(first_run, title)
+    db = sqlite3.connect(demo_dir / "demo.sqlite3")
+    try:
+        photos = db.execute("SELECT COUNT(*) FROM gallery_photo").fetchone()[0]
+        products = db.execute("SELECT COUNT(*) FROM gallery_product").fetchone()[0]
+        analyses = db.execute(
+            "SELECT COUNT(*) FROM cloudinary_analysis_analysis"
+        ).fetchone()[0]
+        users = db.execute("SELECT COUNT(*) FROM auth_user").fetchone()[0]
+    finally:
+        db.close()
+    assert (photos, products, analyses, users) == (6, 1, 35, 1)
+    assert sorted(p.name for p in (demo_dir / "media" / "photos").iterdir()) == [
+        "blurred.jpg",
+        "dark.jpg",
+        "overexposed.jpg",
+        "poster.png",
+        "sharp-copy.jpg",
+        "sharp.jpg",
+    ]
+
+
+def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
+    script = textwrap.dedent(
+        """
+        from django.test import Client
+        client = Client(HTTP_HOST="127.0.0.1")
+        home = client.get("/")
+        print("home", home.status_code)
+        print(home.content.decode())
+        image = client.get("/media/photos/sharp.jpg")
+        print("media", image.status_code, image.get("Content-Type"))
+        print("anonymous admin", client.get("/admin/gallery/photo/").status_code)
+        assert client.login(username="admin", password="admin")
+        listing = client.get("/admin/gallery/photo/")
+        print("admin", listing.status_code)
+        print(listing.content.decode())
+        """
+    )
+    out = manage(example_env(demo_dir), "shell", "-c", script).stdout
+    assert "home 200" in out
+    assert "media 200 image/jpeg" in out
+    assert "anonymous admin 302" in out
+    assert "admin 200" in out
+    home = out.split("media 200", 1)[0]
+    for title in PHOTOS:
+        assert title in home
+    assert "approved" in home
+    assert "not available offline" in home
+    assert 'src="/media/photos/sharp.jpg"' in home
+
+
+def test_example_migrations_are_current(demo_dir):
+    env = example_env(demo_dir)
+    env["DEMO_DB_PATH"] = str(demo_dir / "makemigrations.sqlite3")
+    proc = manage(env, "makemigrations", "--check", "--dry-run")
+    assert "No changes detected" in proc.stdout
+
+
+# -- settings from the environment ----------------------------------------------
+
+
+def load_settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> ModuleType:
+    """Import a fresh copy of the example's settings under ``env``."""
+    for name in (*SWITCHES, "DEMO_DB_PATH", "MEDIA_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    path = EXAMPLE / "example_project" / "settings.py"
+    spec = importlib.util.spec_from_file_location("example_settings_copy", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_settings_default_to_offline_sqlite_and_in_process_tasks(monkeypatch):
+    s = load_settings(monkeypatch)
+    assert s.CLOUDINARY_ANALYSIS["BACKEND"] == (
+        "django_cloudinary_analysis.backends.local.LocalBackend"
+    )
+    assert s.CELERY_TASK_ALWAYS_EAGER is True
+    assert s.CELERY_TASK_EAGER_PROPAGATES is False
+    assert s.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+    assert Path(s.DATABASES["default"]["NAME"]) == EXAMPLE / "db.sqlite3"
+    assert Path(s.MEDIA_ROOT) == EXAMPLE / "media"
+    assert s.DEBUG is True
+    assert "rest_framework" in s.INSTALLED_APPS
+    assert "django_cloudinary_analysis" in s.INSTALLED_APPS
+    assert s.CLOUDINARY_ANALYSIS["MEDIA_BASE_URL"] is None
+
+
+def test_settings_switch_to_cloudinary_redis_and_postgres(monkeypatch):
+    s = load_settings(
+        monkeypatch,
+        CLOUDINARY_URL="cloudinary://123:abc@demo",
+        CELERY_BROKER_URL="redis://127.0.0.1:6379/0",
+        DATABASE_URL="postgres://gallery:p%40ss@db.internal:5433/gallery",
+        MEDIA_BASE_URL="https://gallery.example.com",
+        WEBHOOK_URL="https://gallery.example.com/cloudinary-analysis/webhook/",
+    )
+    assert s.CLOUDINARY_ANALYSIS["BACKEND"] == (
+        "django_cloudinary_analysis.backends.cloudinary.CloudinaryBackend"
+    )
+    assert "REJECTION_QUESTIONS" not in s.CLOUDINARY_ANALYSIS
+    assert s.CLOUDINARY_ANALYSIS["MEDIA_BASE_URL"] == "https://gallery.example.com"
+    assert s.CLOUDINARY_ANALYSIS["WEBHOOK_URL"].endswith("/webhook/")
+    assert s.CELERY_BROKER_URL == "redis://127.0.0.1:6379/0"
+    assert not hasattr(s, "CELERY_TASK_ALWAYS_EAGER")
+    assert s.DATABASES["default"] == {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "gallery",
+        "USER": "gallery",
+        "PASSWORD": "p@ss",
+        "HOST": "db.internal",
+        "PORT": "5433",
+    }
+
+
+def test_settings_refuse_an_unknown_database_url(monkeypatch):
+    with pytest.raises(ValueError, match="postgres:// or sqlite://"):
+        load_settings(monkeypatch, DATABASE_URL="mysql://u:p@h/db")
