@@ -1151,3 +1151,36 @@ def test_debug_log_line(rsps, client, caplog):
     assert payload["request_id"] in message
     assert record.request_id == payload["request_id"]
     assert record.levelno == logging.DEBUG
+
+
+def _clear_proxy_env(monkeypatch) -> None:
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_environment_proxies_and_ca_bundle_are_resolved_once(monkeypatch):
+    _clear_proxy_env(monkeypatch)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/custom.pem")
+    c = AnalyzeClient(CLOUD, oauth_token=TOKEN)
+    assert c.session.trust_env is False
+    assert c.session.proxies["https"] == "http://proxy.internal:3128"
+    assert c.session.verify == "/etc/ssl/custom.pem"
+
+    monkeypatch.setenv("NO_PROXY", "api.cloudinary.com")
+    bypass = AnalyzeClient(CLOUD, oauth_token=TOKEN)
+    assert "https" not in bypass.session.proxies
+
+    _clear_proxy_env(monkeypatch)
+    plain = AnalyzeClient(CLOUD, oauth_token=TOKEN)
+    assert plain.session.proxies == {}
+    assert plain.session.verify is True
+
+
+def test_a_given_session_keeps_its_own_settings():
+    session = requests.Session()
+    c = AnalyzeClient(CLOUD, oauth_token=TOKEN, session=session)
+    assert c.session.trust_env is True
