@@ -709,6 +709,8 @@ def _wait_for_webhook(analysis: Analysis, accepted: Accepted) -> RunOutcome:
         status=AnalysisStatus.WAITING,
         remote_task_id=accepted.task_id,
         request_id=(accepted.request_id or "")[:100],
+        error_code="",  # a retried attempt's reason no longer applies
+        error_message="",
     )
     transaction.on_commit(lambda: enqueue_poll(analysis.pk))
     return RunOutcome(AnalysisStatus.WAITING)
