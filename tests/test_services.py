@@ -163,15 +163,17 @@ def test_celery_worker_runs_a_task_from_redis(
     env = worker_env(redis_server.url, result_backend=redis_server.url)
     worker = CeleryWorker(env=env, pool=pool, concurrency=2)
 
-    with worker:
-        result = celery_client.send_task("tests.ping", args=["hello"])
-        assert result.get(timeout=30) == "hello"
+    try:
+        with worker:
+            result = celery_client.send_task("tests.ping", args=["hello"])
+            assert result.get(timeout=30) == "hello"
 
-    assert not worker.is_alive()
-    log = worker.log_text()
-    assert "ready." in log
-    assert "tests.ping" in log
-    worker.close()
+        assert not worker.is_alive()
+        log = worker.log_text()
+        assert "ready." in log
+        assert "tests.ping" in log
+    finally:
+        worker.close()
 
 
 @pytest.mark.integration
@@ -209,8 +211,10 @@ def test_a_worker_that_cannot_start_reports_its_log(redis_server: RedisServer) -
         env=worker_env(redis_server.url), app="tests.no_such_module", startup_timeout=30
     )
 
-    with pytest.raises(ServiceError, match="exited"):
-        worker.start()
+    try:
+        with pytest.raises(ServiceError, match="exited"):
+            worker.start()
 
-    assert "no_such_module" in worker.log_text()
-    worker.close()
+        assert "no_such_module" in worker.log_text()
+    finally:
+        worker.close()

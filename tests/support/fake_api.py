@@ -1799,11 +1799,6 @@ class FakeAPIControl:
         """Return every recorded request as dicts."""
         return self._call("GET", "records")
 
-    @property
-    def connections_accepted(self) -> int:
-        """Return how many TCP connections the server accepted since start."""
-        return self._server.accepted if self._server is not None else 0
-
     def reset(self) -> None:
         """Reset the server (see ``FakeAnalyzeAPI.reset``)."""
         self._call("POST", "reset")
