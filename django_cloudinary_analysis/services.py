@@ -735,11 +735,24 @@ def poll(analysis_id: int) -> RunOutcome:
     )
     if analysis is None or not analysis.remote_task_id:
         return RunOutcome("noop")
+    started = analysis.started_at or analysis.created_at
+    overdue = timezone.now() - started > timedelta(seconds=app_settings.ASYNC_DEADLINE)
     try:
         status = get_backend().get_task_status(analysis.remote_task_id)
     except AnalysisError as exc:
-        if exc.retryable:
+        if exc.retryable and not overdue:
             return RunOutcome("poll_error", retry_in=app_settings.ASYNC_POLL_INTERVAL)
+        if exc.retryable:
+            # The deadline holds during an outage too: never wait for ever.
+            return _finish(
+                analysis,
+                AnalysisStatus.FAILED,
+                code="overdue",
+                message=f"no result arrived within {app_settings.ASYNC_DEADLINE} s "
+                f"(remote status unknown: {exc})",
+                obj=_load_object(analysis),
+                from_statuses=(AnalysisStatus.WAITING,),
+            )
         return _finish(
             analysis,
             AnalysisStatus.FAILED,
@@ -757,8 +770,7 @@ def poll(analysis_id: int) -> RunOutcome:
             obj=_load_object(analysis),
             from_statuses=(AnalysisStatus.WAITING,),
         )
-    started = analysis.started_at or analysis.created_at
-    if timezone.now() - started > timedelta(seconds=app_settings.ASYNC_DEADLINE):
+    if overdue:
         return _finish(
             analysis,
             AnalysisStatus.FAILED,

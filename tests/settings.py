@@ -77,8 +77,9 @@ if os.environ.get("TESTS_POSTGRES_DSN"):
 
 STATIC_URL = "/static/"
 MEDIA_URL = "/media/"
+# Tests point MEDIA_ROOT at their own tmp_path; this is only a fallback.
 MEDIA_ROOT = os.environ.get(
-    "TESTS_MEDIA_ROOT", tempfile.mkdtemp(prefix="dca-tests-media-")
+    "TESTS_MEDIA_ROOT", os.path.join(tempfile.gettempdir(), "dca-tests-media")
 )
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

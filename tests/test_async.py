@@ -415,11 +415,6 @@ def test_poll_transient_error_keeps_waiting(
     assert analysis.status == AnalysisStatus.WAITING
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services.poll never checks the deadline when GET /tasks fails "
-    "retryably, so an outage keeps the analysis waiting for ever",
-)
 def test_poll_past_the_deadline_fails_even_while_the_api_is_down(
     cloudinary: Any, waiting_photo: tuple[Photo, Analysis]
 ) -> None:
