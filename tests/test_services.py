@@ -1,220 +1,589 @@
-"""Real services for the integration suite start, answer and clean up."""
+"""The pipeline from save() to stored tags and a verdict (memory backend)."""
 
 from __future__ import annotations
 
-import signal
-import socket
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-from celery import Celery
+from django.core.files.base import ContentFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from tests.support import services
-from tests.support.services import (
-    CeleryWorker,
-    PostgresServer,
-    RedisServer,
-    ServiceError,
-    find_free_port,
-    wait_until,
-    which_or_skip,
-    worker_env,
+from django_cloudinary_analysis import services, signals
+from django_cloudinary_analysis.backends.memory import MemoryBackend
+from django_cloudinary_analysis.client import QuotaLimit
+from django_cloudinary_analysis.exceptions import AuthError, ServerError
+from django_cloudinary_analysis.models import (
+    Analysis,
+    MediaTag,
+    ModerationDecision,
+    QuotaState,
 )
+from django_cloudinary_analysis.tasks import run_analysis
+from tests.conftest import png_bytes
+from tests.models import Article, Photo, PlainPhoto, SlugPhoto, UUIDPhoto
 
-
-def _dead(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
-
-
-@pytest.fixture(scope="module")
-def redis_server() -> Iterator[RedisServer]:
-    yield from services.redis_server_fixture()
+pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def celery_client(redis_server: RedisServer) -> Iterator[Celery]:
-    client = Celery(
-        "tests-client",
-        broker=redis_server.url,
-        backend=redis_server.url,
-        set_as_current=False,
-    )
-    yield client
-    client.close()
+def save(django_capture_on_commit_callbacks):
+    """Create an object and run the on-commit callbacks (eager tasks)."""
+
+    def create(model=Photo, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return model.objects.create(**kwargs)
+
+    return create
 
 
-def test_find_free_port_returns_a_bindable_port() -> None:
-    port = find_free_port()
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
+def statuses(obj) -> dict[str, str]:
+    return {a.analysis_type: a.status for a in Analysis.objects.for_object(obj)}
 
 
-def test_which_or_skip_finds_binaries_on_path_and_in_extra_dirs(
-    tmp_path: Path,
-) -> None:
-    tool = tmp_path / "dca-fake-tool"
-    tool.write_text("#!/bin/sh\n")
-    tool.chmod(0o755)
-
-    assert which_or_skip("sh", "dash").endswith("/sh")
-    assert which_or_skip("dca-fake-tool", "x", extra_dirs=[tmp_path]) == str(tool)
-
-
-def test_which_or_skip_skips_naming_the_debian_package(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(services.REQUIRE_SERVICES_ENV, raising=False)
-
-    with pytest.raises(pytest.skip.Exception, match="apt-get install dca-pkg"):
-        which_or_skip("dca-no-such-binary", "dca-pkg")
-
-
-def test_which_or_skip_fails_when_services_are_required(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv(services.REQUIRE_SERVICES_ENV, "1")
-
-    with pytest.raises(pytest.fail.Exception, match="dca-pkg"):
-        which_or_skip("dca-no-such-binary", "dca-pkg")
-
-
-def test_worker_env_names_what_tests_settings_read() -> None:
-    env = worker_env(
-        "redis://127.0.0.1:1/0",
-        result_backend="redis://127.0.0.1:1/1",
-        sqlite_path="/tmp/db.sqlite3",
-        media_root="/tmp/media",
-        extra={"X": "1"},
-    )
-
-    assert env == {
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "CELERY_BROKER_URL": "redis://127.0.0.1:1/0",
-        "CELERY_RESULT_BACKEND": "redis://127.0.0.1:1/1",
-        "CELERY_TASK_ALWAYS_EAGER": "0",
-        "TESTS_SQLITE_PATH": "/tmp/db.sqlite3",
-        "TESTS_MEDIA_ROOT": "/tmp/media",
-        "X": "1",
+def test_upload_is_analysed_tagged_and_approved(save, image_file, memory_backend):
+    photo = save(image=image_file())
+    assert statuses(photo) == {
+        "google_tagging": "succeeded",
+        "ai_vision_moderation": "succeeded",
+        "image_quality": "succeeded",
     }
+    assert [c.analysis_type for c in memory_backend.calls] == [
+        "google_tagging",
+        "ai_vision_moderation",
+        "image_quality",
+    ]
+    assert list(photo.media_tags.values_list("name", flat=True)) == ["photograph"]
+    photo.refresh_from_db()
+    assert photo.moderation_status == "approved"
+    assert list(Photo.objects.approved()) == [photo]
+    assert list(Photo.objects.tagged("Photograph")) == [photo]
+    quality = photo.latest_results()[("image", "image_quality")].result["quality"]
+    assert quality["word"] == "high"
 
 
-@pytest.mark.integration
-def test_redis_starts_on_a_free_port_and_answers(redis_server: RedisServer) -> None:
-    import redis
-
-    conn = redis.Redis.from_url(redis_server.url)
-    conn.set("dca-key", "value")
-
-    assert redis_server.ping()
-    assert conn.get("dca-key") == b"value"
-    assert redis_server.url.startswith("redis://127.0.0.1:")
-    conn.close()
+def test_moderation_questions_come_from_settings(save, image_file, settings):
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "REJECTION_QUESTIONS": ["Is there a weapon?"],
+    }
+    photo = save(image=image_file())
+    analysis = photo.analyses.get(analysis_type="ai_vision_moderation")
+    assert analysis.params == {"rejection_questions": ["Is there a weapon?"]}
 
 
-@pytest.mark.integration
-def test_redis_stop_removes_its_directory_and_process() -> None:
-    server = RedisServer().start()
-    tmpdir, process = server.tmpdir, server.process
-    assert tmpdir is not None and tmpdir.exists()
-    assert process is not None
-
-    server.stop()
-
-    assert process.poll() is not None
-    assert not tmpdir.exists()
-    assert not server.ping()
-
-
-@pytest.mark.integration
-def test_postgres_starts_and_accepts_a_psycopg_connection() -> None:
-    psycopg = pytest.importorskip("psycopg")
-
-    with PostgresServer() as server:
-        assert server.dsn == (
-            f"host=127.0.0.1 port={server.port} user=postgres dbname=postgres"
-        )
-        with psycopg.connect(server.dsn) as conn:
-            version = conn.execute("SHOW server_version").fetchone()
-            user = conn.execute("SELECT current_user").fetchone()
-        dsn = server.create_database("dca_tests")
-        with psycopg.connect(dsn) as conn:
-            conn.execute("CREATE TABLE t (id serial PRIMARY KEY)")
-            conn.execute("INSERT INTO t DEFAULT VALUES")
-            count = conn.execute("SELECT count(*) FROM t").fetchone()
-        tmpdir = server.tmpdir
-
-    assert version is not None and version[0]
-    assert user == ("postgres",)
-    assert count == (1,)
-    assert tmpdir is not None and not tmpdir.exists()
+def test_save_adds_at_most_three_queries_and_no_backend_call(
+    django_capture_on_commit_callbacks, memory_backend
+):
+    with CaptureQueriesContext(connection) as plain:
+        PlainPhoto.objects.create(image=ContentFile(png_bytes(1), name="p.png"))
+    with (
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+        CaptureQueriesContext(connection) as mixed,
+    ):
+        Photo.objects.create(image=ContentFile(png_bytes(1), name="p.png"))
+    assert len(mixed) - len(plain) <= 3
+    assert memory_backend.calls == []  # nothing runs before commit
+    assert len(callbacks) == 1
 
 
-@pytest.mark.integration
-@pytest.mark.parametrize("pool", ["prefork", "threads"])
-def test_celery_worker_runs_a_task_from_redis(
-    redis_server: RedisServer, celery_client: Celery, pool: str
-) -> None:
-    env = worker_env(redis_server.url, result_backend=redis_server.url)
-    worker = CeleryWorker(env=env, pool=pool, concurrency=2)
-
-    try:
-        with worker:
-            result = celery_client.send_task("tests.ping", args=["hello"])
-            assert result.get(timeout=30) == "hello"
-
-        assert not worker.is_alive()
-        log = worker.log_text()
-        assert "ready." in log
-        assert "tests.ping" in log
-    finally:
-        worker.close()
+def test_replacing_the_file_costs_at_most_three_queries(save, image_file):
+    photo = save(image=image_file("a.png", 1))
+    photo = Photo.objects.get(pk=photo.pk)
+    plain = PlainPhoto.objects.create(image=image_file("a.png", 1))
+    plain = PlainPhoto.objects.get(pk=plain.pk)
+    plain.image = image_file("b.png", 2)
+    with CaptureQueriesContext(connection) as base:
+        plain.save()
+    photo.image = image_file("b.png", 2)
+    with CaptureQueriesContext(connection) as mixed:
+        photo.save()
+    assert len(mixed) - len(base) <= 3
 
 
-@pytest.mark.integration
-def test_celery_worker_survives_sigkill_and_restart(
-    redis_server: RedisServer, celery_client: Celery
-) -> None:
-    env = worker_env(redis_server.url, result_backend=redis_server.url)
-    worker = CeleryWorker(env=env, concurrency=1)
-    try:
-        worker.start()
-        first_main = worker.pid
-        pool_pid = celery_client.send_task("tests.worker_pid").get(timeout=30)
-        assert pool_pid != first_main
-
-        worker.kill(signal.SIGKILL)
-
-        assert not worker.is_alive()
-        # The pool child died with its group (a zombie until its reaper runs).
-        wait_until(lambda: _dead(pool_pid), timeout=10, what="pool child death")
-
-        worker.restart()
-
-        assert worker.is_alive()
-        assert worker.pid != first_main
-        assert worker.starts == 2
-        assert celery_client.send_task("tests.ping").get(timeout=30) == "pong"
-        assert worker.log_text().count("ready.") == 2
-    finally:
-        worker.close()
+def test_resave_without_file_change_schedules_nothing(save, image_file, memory_backend):
+    photo = save(image=image_file())
+    before = Analysis.objects.count()
+    calls = len(memory_backend.calls)
+    photo = Photo.objects.get(pk=photo.pk)
+    photo.title = "renamed"
+    plain = PlainPhoto.objects.create(image=image_file())
+    with CaptureQueriesContext(connection) as base:
+        plain.save()
+    with CaptureQueriesContext(connection) as mixed:
+        photo.save()
+    assert len(mixed) == len(base)
+    assert Analysis.objects.count() == before
+    assert len(memory_backend.calls) == calls
 
 
-@pytest.mark.integration
-def test_a_worker_that_cannot_start_reports_its_log(redis_server: RedisServer) -> None:
-    worker = CeleryWorker(
-        env=worker_env(redis_server.url), app="tests.no_such_module", startup_timeout=30
+def test_raw_saves_are_ignored(image_file, django_capture_on_commit_callbacks):
+    photo = Photo(image=image_file())
+    photo.image.save("raw.png", image_file(), save=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.save_base(raw=True)
+    assert Analysis.objects.count() == 0
+
+
+def test_update_fields_are_honoured(save, image_file):
+    photo = save(image=image_file("a.png", 1))
+    services.reject(photo, note="bad")
+    photo = Photo.objects.get(pk=photo.pk)
+    photo.title = "t"
+    photo.image = image_file("b.png", 2)
+    photo.save(update_fields=["title"])  # the new file is not written
+    assert Analysis.objects.for_object(photo).count() == 3
+    photo.save(update_fields=["image"])
+    photo.refresh_from_db()
+    assert Analysis.objects.for_object(photo).count() == 6
+    # moderation_status was not in update_fields but was reset all the same
+    assert photo.moderation_status in ("pending", "approved")
+    history = list(photo.moderation_history.values_list("source", flat=True))
+    assert "system" in history
+
+
+def test_auto_analyze_off(save, image_file, settings):
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "AUTO_ANALYZE": False,
+    }
+    photo = save(image=image_file())
+    assert Analysis.objects.count() == 0
+    assert photo.moderation_status == "pending"
+
+
+def test_redelivered_task_calls_the_api_once(
+    django_capture_on_commit_callbacks, image_file, memory_backend
+):
+    with django_capture_on_commit_callbacks(execute=False):
+        photo = Photo.objects.create(image=image_file())
+    analysis = photo.analyses.get(analysis_type="google_tagging")
+    run_analysis.apply(args=(analysis.pk,), task_id="delivery-1")
+    run_analysis.apply(args=(analysis.pk,), task_id="delivery-2")
+    run_analysis.apply(args=(analysis.pk,), task_id="delivery-1")
+    assert [c.analysis_type for c in memory_backend.calls] == ["google_tagging"]
+    assert MediaTag.objects.filter(analysis=analysis).count() == 1
+    analysis.refresh_from_db()
+    assert analysis.status == "succeeded" and analysis.attempts == 1
+
+
+def test_redelivery_after_a_lost_worker_takes_over(image_file, memory_backend):
+    photo = Photo.objects.create(image=image_file())
+    analysis = photo.analyses.get(analysis_type="google_tagging")
+    # The first worker claimed it and died before finishing.
+    Analysis.objects.filter(pk=analysis.pk).update(
+        status="running", task_id="msg-1", attempts=1
     )
+    assert services.run(analysis.pk, task_id="msg-2").status == "noop"
+    assert services.run(analysis.pk, task_id="msg-1").status == "succeeded"
+    assert len(memory_backend.calls) == 1
 
+
+def test_human_rejection_survives_reanalysis_and_resets_on_new_file(
+    save, image_file, django_capture_on_commit_callbacks
+):
+    photo = save(image=image_file("a.png", 1))
+    assert Photo.objects.get(pk=photo.pk).moderation_status == "approved"
+    decision = services.reject(photo, note="off-topic")
+    assert decision.source == "human" and decision.note == "off-topic"
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.analyze(force=True)
+    photo.refresh_from_db()
+    assert photo.moderation_status == "rejected"
+    assert Analysis.objects.for_object(photo).count() == 6
+
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.image = image_file("b.png", 2)
+        photo.save()
+    photo.refresh_from_db()
+    assert photo.moderation_status == "approved"
+    sources = list(
+        photo.moderation_history.order_by("decided_at", "pk").values_list(
+            "source", "status"
+        )
+    )
+    assert sources[-3:] == [
+        ("human", "rejected"),
+        ("system", "pending"),
+        ("auto", "approved"),
+    ]
+
+
+def test_release_lets_the_policy_decide_again(save, image_file):
+    photo = save(image=image_file())
+    services.reject(photo)
+    services.release(photo)
+    photo.refresh_from_db()
+    assert photo.moderation_status == "approved"
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [("yes", "rejected"), ("unknown", "review"), ("no", "approved")],
+)
+def test_moderation_answers(save, image_file, memory_backend, answer, verdict):
+    memory_backend.set_result(
+        "ai_vision_moderation",
+        {"responses": [{"prompt": "Is it nude?", "value": answer}]},
+    )
+    photo = save(image=image_file())
+    photo.refresh_from_db()
+    assert photo.moderation_status == verdict
+    latest = photo.moderation_history.first()
+    assert latest.source == "auto"
+    if answer != "no":
+        assert latest.reasons[0]["question"] == "Is it nude?"
+
+
+@pytest.mark.parametrize(
+    ("confidence", "verdict"), [(0.95, "rejected"), (0.7, "review"), (0.2, "approved")]
+)
+def test_label_rules_review_band(
+    save, image_file, memory_backend, settings, confidence, verdict
+):
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "LABEL_RULES": [
+            {"type": "google_tagging", "label": "weapon", "review": 0.5, "reject": 0.9}
+        ],
+    }
+    memory_backend.set_result(
+        "google_tagging",
+        {"label_annotations": {"labels": [{"label": "Weapon", "score": confidence}]}},
+    )
+    photo = save(image=image_file())
+    photo.refresh_from_db()
+    assert photo.moderation_status == verdict
+
+
+@pytest.mark.parametrize(
+    ("on_failure", "verdict"), [("review", "review"), ("pending", "pending")]
+)
+def test_failed_moderation_never_approves(
+    save, image_file, memory_backend, settings, on_failure, verdict
+):
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "ON_FAILURE": on_failure,
+    }
+    memory_backend.set_error(
+        "ai_vision_moderation",
+        AuthError("add-on not subscribed", status_code=403, code="MA_403"),
+    )
+    photo = save(image=image_file())
+    analysis = photo.analyses.get(analysis_type="ai_vision_moderation")
+    assert analysis.status == "failed"
+    assert analysis.error_code == "MA_403"
+    assert "add-on not subscribed" in analysis.error_message
+    assert analysis.attempts == 1  # permanent: no retries
+    photo.refresh_from_db()
+    assert photo.moderation_status == verdict
+
+
+class FlakyBackend(MemoryBackend):
+    """Fails with a retryable error for the first ``failures`` calls."""
+
+    failures = 1
+
+    def run(self, analysis_type, media, params, *, notification_url=None):
+        if len(self.calls) < self.failures:
+            self.calls.append(None)
+            raise ServerError("boom", status_code=503)
+        return super().run(
+            analysis_type, media, params, notification_url=notification_url
+        )
+
+
+@pytest.fixture
+def flaky(settings):
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "BACKEND": "tests.test_services.FlakyBackend",
+        "MAX_ATTEMPTS": 3,
+    }
+    return FlakyBackend
+
+
+def test_retryable_error_goes_through_the_task_retry_path(
+    flaky, image_file, django_capture_on_commit_callbacks
+):
+    flaky.failures = 1
+    with django_capture_on_commit_callbacks(execute=False):
+        photo = Photo.objects.create(image=image_file())
+    analysis = photo.analyses.get(analysis_type="google_tagging")
+    result = run_analysis.apply(args=(analysis.pk,))
+    analysis.refresh_from_db()
+    assert analysis.status == "succeeded"
+    assert analysis.attempts == 2
+    assert result.state == "RETRY" or analysis.status == "succeeded"
+
+
+def test_retries_are_bounded(flaky, image_file, django_capture_on_commit_callbacks):
+    flaky.failures = 99
+    with django_capture_on_commit_callbacks(execute=False):
+        photo = Photo.objects.create(image=image_file())
+    analysis = photo.analyses.get(analysis_type="google_tagging")
+    run_analysis.apply(args=(analysis.pk,))
+    analysis.refresh_from_db()
+    assert analysis.status == "failed"
+    assert analysis.attempts == 3
+    assert "gave up after 3 attempts" in analysis.error_message
+
+
+def test_retry_outcome_asks_for_a_countdown(flaky, image_file):
+    flaky.failures = 1
+    photo = Photo.objects.create(image=image_file())
+    analysis = photo.analyses.get(analysis_type="google_tagging")
+    outcome = services.run(analysis.pk)
+    assert outcome.status == "retrying"
+    assert 0 < outcome.retry_in <= 900
+    analysis.refresh_from_db()
+    assert analysis.status == "retrying"
+    assert "boom" in analysis.error_message
+
+
+def test_retry_delay_prefers_the_servers_word(settings):
+    assert services.retry_delay(1, retry_after=42) == 42
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "RETRY_BACKOFF": 10,
+        "RETRY_BACKOFF_MAX": 60,
+    }
+    assert services.retry_delay(1, retry_after=3600) == 60
+    for attempt, ceiling in [(1, 10), (2, 20), (3, 40), (8, 60)]:
+        delays = {services.retry_delay(attempt) for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+
+
+def test_deleted_object_cancels_queued_work(image_file, memory_backend):
+    photo = Photo.objects.create(image=image_file())
+    ids = list(photo.analyses.values_list("pk", flat=True))
+    # Deleted without signals (e.g. raw SQL): the worker finds no object.
+    Photo.objects.filter(pk=photo.pk)._raw_delete(using="default")
+    for pk in ids:
+        assert services.run(pk).status == "cancelled"
+    assert set(Analysis.objects.values_list("error_code", flat=True)) == {
+        "object_deleted"
+    }
+    assert memory_backend.calls == []
+
+
+def test_deleting_the_object_removes_its_rows(save, image_file):
+    photo = save(image=image_file())
+    assert MediaTag.objects.exists() and ModerationDecision.objects.exists()
+    photo.delete()
+    assert not Analysis.objects.exists()
+    assert not MediaTag.objects.exists()
+    assert not ModerationDecision.objects.exists()
+
+
+def test_replaced_content_cancels_stale_work(image_file, memory_backend):
+    photo = Photo.objects.create(image=image_file("a.png", 1))
+    stale = list(photo.analyses.values_list("pk", flat=True))
+    photo.image = image_file("b.png", 2)
+    photo.save()
+    for pk in stale:
+        assert services.run(pk).status == "cancelled"
+    assert set(
+        Analysis.objects.filter(pk__in=stale).values_list("error_code", flat=True)
+    ) == {"content_replaced"}
+    assert memory_backend.calls == []
+
+
+def test_non_image_file_is_skipped_with_reason(save, memory_backend):
+    photo = save(image=ContentFile(b"%PDF-1.4", name="doc.pdf"))
+    for analysis in photo.analyses.all():
+        assert analysis.status == "skipped"
+        assert "not an image" in analysis.error_message
+    assert memory_backend.calls == []
+    photo.refresh_from_db()
+    assert photo.moderation_status == "review"  # fail closed
+
+
+def test_missing_file_is_skipped_with_reason(image_file, memory_backend):
+    photo = Photo.objects.create(image=image_file())
+    photo.image.storage.delete(photo.image.name)
+    analysis = photo.analyses.first()
+    services.run(analysis.pk)
+    analysis.refresh_from_db()
+    assert analysis.status == "skipped"
+    assert "missing" in analysis.error_message
+
+
+def test_empty_file_is_skipped(save):
+    photo = save(image=ContentFile(b"", name="empty.png"))
+    assert {a.status for a in photo.analyses.all()} == {"skipped"}
+    assert "empty" in photo.analyses.first().error_message
+
+
+def test_identical_content_is_analysed_once(save, memory_backend):
+    first = save(image=ContentFile(png_bytes(7), name="one.png"))
+    second = save(image=ContentFile(png_bytes(7), name="two.png"))
+    assert len(memory_backend.calls) == 3
+    reused = second.analyses.all()
+    assert all(a.reused_from_id is not None for a in reused)
+    assert {a.status for a in reused} == {"succeeded"}
+    assert list(second.media_tags.values_list("name", flat=True)) == ["photograph"]
+    assert first.analyses.first().content_key.startswith("sha256:")
+    second.refresh_from_db()
+    assert second.moderation_status == "approved"
+
+
+def test_dedup_off_calls_again(save, settings, memory_backend):
+    settings.CLOUDINARY_ANALYSIS = {**settings.CLOUDINARY_ANALYSIS, "DEDUP": False}
+    save(image=ContentFile(png_bytes(7), name="one.png"))
+    save(image=ContentFile(png_bytes(7), name="two.png"))
+    assert len(memory_backend.calls) == 6
+
+
+def test_force_does_not_reuse(
+    save, image_file, memory_backend, django_capture_on_commit_callbacks
+):
+    photo = save(image=image_file())
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.analyze(force=True, types=["google_tagging"])
+    assert len(memory_backend.calls) == 4
+    with django_capture_on_commit_callbacks(execute=True):
+        assert photo.analyze() == []  # everything already succeeded
+
+
+def test_exhausted_quota_stops_calls_until_reset(image_file, memory_backend):
+    services.record_limits(
+        [
+            QuotaLimit(
+                type="ai_vision",
+                remaining=0,
+                limit=500,
+                reset_time=timezone.now() + timezone.timedelta(minutes=5),
+            )
+        ]
+    )
+    photo = Photo.objects.create(image=image_file())
+    moderation = photo.analyses.get(analysis_type="ai_vision_moderation")
+    outcome = services.run(moderation.pk)
+    assert outcome.status == "quota_blocked"
+    assert 200 < outcome.retry_in <= 300
+    moderation.refresh_from_db()
+    assert moderation.status == "retrying" and moderation.attempts == 0
+    tagging = photo.analyses.get(analysis_type="google_tagging")
+    assert services.run(tagging.pk).status == "succeeded"  # other quota
+    assert [c.analysis_type for c in memory_backend.calls] == ["google_tagging"]
+    QuotaState.objects.update(blocked_until=timezone.now())
+    assert services.run(moderation.pk).status == "succeeded"
+
+
+def test_eager_quota_block_fails_visibly(save, image_file):
+    services.record_limits(
+        [
+            QuotaLimit(
+                type="ai_vision",
+                remaining=0,
+                reset_time=timezone.now() + timezone.timedelta(minutes=5),
+            )
+        ]
+    )
+    photo = save(image=image_file())
+    analysis = photo.analyses.get(analysis_type="ai_vision_moderation")
+    assert analysis.status == "failed"
+    assert analysis.error_code == "quota_exhausted"
+
+
+@pytest.mark.parametrize(
+    ("model", "key"),
+    [(UUIDPhoto, {}), (SlugPhoto, {"slug": "a-slug"})],
+)
+def test_uuid_and_string_keys(save, image_file, model, key):
+    obj = save(model=model, image=image_file(), **key)
+    assert {a.status for a in Analysis.objects.for_object(obj)} == {"succeeded"}
+    assert list(model.objects.tagged("photograph")) == [obj]
+    assert list(model.objects.approved()) == [obj]
+    assert list(model.objects.tagged("nothing")) == []
+
+
+def test_tagged_with_min_confidence(save, image_file, memory_backend):
+    memory_backend.set_result(
+        "google_tagging",
+        {"label_annotations": {"labels": [{"label": "Cat", "score": 0.6}]}},
+    )
+    photo = save(image=image_file())
+    assert list(Photo.objects.tagged("cat", min_confidence=0.5)) == [photo]
+    assert list(Photo.objects.tagged("cat", min_confidence=0.7)) == []
+
+
+def test_tags_are_replaced_not_appended(
+    save, image_file, django_capture_on_commit_callbacks
+):
+    photo = save(image=image_file())
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.analyze(force=True)
+    assert photo.media_tags.count() == 1
+
+
+def test_per_field_configuration_with_extras(save, image_file, memory_backend):
+    article = save(
+        model=Article, cover=image_file("c.png", 1), thumbnail=image_file("t.png", 2)
+    )
+    pairs = sorted(
+        (a.field_name, a.analysis_type) for a in Analysis.objects.for_object(article)
+    )
+    assert pairs == [
+        ("cover", "ai_vision_moderation"),
+        ("cover", "ai_vision_tagging"),
+        ("thumbnail", "image_quality"),
+    ]
+    tagging = next(
+        c for c in memory_backend.calls if c.analysis_type == "ai_vision_tagging"
+    )
+    assert tagging.params["tag_definitions"][0]["name"] == "cat"
+
+
+def test_signals_fire_after_commit(save, image_file):
+    finished, changed = [], []
+
+    def on_finished(sender, analysis, **kw):
+        finished.append(analysis.analysis_type)
+
+    def on_changed(sender, instance, old, new, decision, **kw):
+        changed.append((sender, old, new))
+
+    signals.analysis_finished.connect(on_finished)
+    signals.moderation_changed.connect(on_changed)
     try:
-        with pytest.raises(ServiceError, match="exited"):
-            worker.start()
-
-        assert "no_such_module" in worker.log_text()
+        save(image=image_file())
     finally:
-        worker.close()
+        signals.analysis_finished.disconnect(on_finished)
+        signals.moderation_changed.disconnect(on_changed)
+    assert sorted(finished) == [
+        "ai_vision_moderation",
+        "google_tagging",
+        "image_quality",
+    ]
+    assert changed == [(Photo, "pending", "approved")]
+
+
+def test_malformed_result_fails_with_reason(save, image_file, memory_backend):
+    memory_backend.set_result("image_quality", {"quality": {"nested": "junk"}})
+    photo = save(image=image_file())
+    analysis = photo.analyses.get(analysis_type="image_quality")
+    # The tolerant normaliser keeps what it can; the raw answer is stored.
+    assert analysis.status in ("succeeded", "failed")
+    assert analysis.raw is not None or analysis.error_message
+
+
+def test_crash_in_backend_leaves_a_visible_failure(save, image_file, settings):
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "BACKEND": "tests.test_services.BrokenBackend",
+    }
+    photo = Photo.objects.create(image=image_file())
+    analysis = photo.analyses.first()
+    with pytest.raises(RuntimeError):
+        services.run(analysis.pk)
+    analysis.refresh_from_db()
+    assert analysis.status == "failed"
+    assert analysis.error_code == "internal_error"
+    assert "RuntimeError: kaput" in analysis.error_message
+
+
+class BrokenBackend(MemoryBackend):
+    def run(self, *args, **kwargs):
+        raise RuntimeError("kaput")
