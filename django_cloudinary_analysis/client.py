@@ -290,8 +290,8 @@ class RetryPolicy:
     ``max_attempts`` counts every attempt including the first. The wait
     before attempt ``n + 1`` is ``min(cap, base * 2 ** (n - 1))``, with
     "equal jitter" (a uniform draw from the upper half) when ``jitter`` is
-    on, unless the error carries ``retry_after`` (Retry-After header or quota
-    reset), which is used as is. A server-requested wait longer than
+    on; an error's ``retry_after`` (Retry-After header or quota reset) that
+    asks for longer wins. A server-requested wait longer than
     ``max_wait`` (default: ``cap``) is not slept in-process: the error is
     raised with its ``retry_after`` for the caller to reschedule.
     """
@@ -328,13 +328,16 @@ class RetryPolicy:
     def delay(self, attempt: int, error: BaseException | None = None) -> float:
         """Return the seconds to wait after failed attempt ``attempt``.
 
-        The error's ``retry_after`` wins over the computed backoff; nothing
-        here sleeps, so the task layer can use it for Celery countdowns.
+        That is the computed backoff, or the error's ``retry_after`` when it
+        asks for longer (a quota reset already past does not mean "hammer
+        now"). Nothing here sleeps, so the task layer can use it for Celery
+        countdowns.
         """
+        backoff = self.backoff(attempt)
         retry_after = getattr(error, "retry_after", None)
         if retry_after is not None:
-            return max(0.0, float(retry_after))
-        return self.backoff(attempt)
+            return max(float(retry_after), backoff)
+        return backoff
 
     def next_delay(self, attempt: int, error: BaseException) -> float | None:
         """Return the in-client wait before another attempt, or None to give up."""
@@ -951,7 +954,8 @@ class AnalyzeClient:
             if not isinstance(task_id, str) or not isinstance(task_status, str):
                 return None
             return TaskStatus(task_id, task_status, request_id, body)
-        if status == 202:
+        # A 200 shaped like a 202 (a task, no analysis) is still an acceptance.
+        if status == 202 or ("analysis" not in data and "task_id" in data):
             task_id, task_status = data.get("task_id"), data.get("status", "pending")
             if not isinstance(task_id, str) or not task_id:
                 return None

@@ -327,6 +327,13 @@ def test_async_returns_accepted(rsps, client, analysis_type):
     }
 
 
+def test_a_200_carrying_a_task_is_an_acceptance(rsps, client):
+    rsps.post(f"{BASE}/analyze/coco", json=sample_accepted("t9", "processing"))
+    accepted = client.coco(IMAGE, async_=True)
+    assert isinstance(accepted, Accepted)
+    assert (accepted.task_id, accepted.status) == ("t9", "processing")
+
+
 def test_async_without_notification_url(rsps, client):
     rsps.post(f"{BASE}/analyze/coco", json=sample_accepted("t1"), status=202)
     client.coco(IMAGE, async_=True)
@@ -710,6 +717,9 @@ def test_delay_honours_retry_after_over_backoff():
     policy = RetryPolicy(base=1.0, cap=10.0, jitter=False)
     assert policy.delay(1, RateLimitError("x", retry_after=42.0)) == 42.0
     assert policy.delay(2, ServerError("x")) == 2.0
+    # A reset time already past (retry_after 0) still backs off.
+    assert policy.delay(2, RateLimitError("x", retry_after=0.0)) == 2.0
+    assert policy.delay(4, RateLimitError("x", retry_after=3.0)) == 8.0
 
 
 @pytest.mark.parametrize(
