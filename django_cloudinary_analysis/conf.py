@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
 SETTING_NAME = "CLOUDINARY_ANALYSIS"
 
@@ -114,6 +117,21 @@ def credentials_from_url(url: str) -> Credentials:
         options.get("oauth_token"),
         source="CLOUDINARY_URL",
     )
+
+
+def import_setting(name: str) -> Any:
+    """Import the dotted path a setting names (cached per path)."""
+    return _import_path(name, app_settings._get(name))
+
+
+@lru_cache(maxsize=32)
+def _import_path(name: str, path: str) -> Any:
+    try:
+        return import_string(path)
+    except ImportError as exc:
+        raise ImproperlyConfigured(
+            f"{SETTING_NAME}[{name!r}] = {path!r} cannot be imported: {exc}"
+        ) from exc
 
 
 class AppSettings:

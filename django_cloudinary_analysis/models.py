@@ -12,30 +12,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from django_cloudinary_analysis.analyses import ANALYSIS_TYPES
+
 if TYPE_CHECKING:
     from django.db.models import Model
 
 
-ANALYSIS_TYPE_CHOICES = [
-    (name, name)
-    for name in (
-        "ai_vision_general",
-        "ai_vision_moderation",
-        "ai_vision_tagging",
-        "captioning",
-        "cld_fashion",
-        "cld_text",
-        "coco",
-        "google_logo_detection",
-        "google_tagging",
-        "human_anatomy",
-        "image_quality",
-        "lvis",
-        "shop_classifier",
-        "unidet",
-        "watermark_detection",
-    )
-]
+ANALYSIS_TYPE_CHOICES = [(name, name) for name in sorted(ANALYSIS_TYPES)]
 
 
 def params_hash(params: dict[str, Any] | None) -> str:

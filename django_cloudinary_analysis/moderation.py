@@ -10,11 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
-
-from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
 from django_cloudinary_analysis.models import (
     Analysis,
@@ -144,19 +140,8 @@ class DefaultPolicy:
         )
 
 
-@lru_cache(maxsize=8)
-def _policy_class(path: str) -> type:
-    try:
-        return import_string(path)  # type: ignore[no-any-return]
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"CLOUDINARY_ANALYSIS['MODERATION_POLICY'] = {path!r} cannot be "
-            f"imported: {exc}"
-        ) from exc
-
-
 def get_policy() -> Any:
     """Instantiate the configured moderation policy."""
-    from django_cloudinary_analysis.conf import app_settings
+    from django_cloudinary_analysis.conf import import_setting
 
-    return _policy_class(app_settings.MODERATION_POLICY)()
+    return import_setting("MODERATION_POLICY")()

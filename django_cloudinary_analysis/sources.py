@@ -12,12 +12,8 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 from collections.abc import Callable
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
-
-from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 
 from django_cloudinary_analysis.backends.base import Media
 from django_cloudinary_analysis.client import Source
@@ -110,19 +106,8 @@ def content_key(media: Media) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
-@lru_cache(maxsize=8)
-def _resolver(path: str) -> Resolver:
-    try:
-        return import_string(path)  # type: ignore[no-any-return]
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"CLOUDINARY_ANALYSIS['SOURCE_RESOLVER'] = {path!r} cannot be imported: "
-            f"{exc}"
-        ) from exc
-
-
 def get_resolver() -> Resolver:
     """The configured source resolver."""
-    from django_cloudinary_analysis.conf import app_settings
+    from django_cloudinary_analysis.conf import import_setting
 
-    return _resolver(app_settings.SOURCE_RESOLVER)
+    return import_setting("SOURCE_RESOLVER")  # type: ignore[no-any-return]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import IO, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -132,24 +131,13 @@ class Backend:
         raise UnsupportedAnalysis(f"the {self.name} backend has no remote tasks")
 
 
-@lru_cache(maxsize=16)
-def _backend_class(path: str) -> type[Backend]:
-    try:
-        cls = import_string(path)
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"CLOUDINARY_ANALYSIS['BACKEND'] = {path!r} cannot be imported: {exc}"
-        ) from exc
-    if not (isinstance(cls, type) and issubclass(cls, Backend)):
-        raise ImproperlyConfigured(
-            f"CLOUDINARY_ANALYSIS['BACKEND'] = {path!r} is not a Backend subclass"
-        )
-    return cls
-
-
 def get_backend(path: str | None = None) -> Backend:
     """Instantiate the configured backend (or the one at ``path``)."""
-    from django_cloudinary_analysis.conf import app_settings
+    from django_cloudinary_analysis.conf import app_settings, import_setting
 
-    path = path or app_settings.BACKEND
-    return _backend_class(path)(**app_settings.BACKEND_OPTIONS)
+    cls = import_string(path) if path else import_setting("BACKEND")
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ImproperlyConfigured(
+            f"CLOUDINARY_ANALYSIS['BACKEND'] = {cls!r} is not a Backend subclass"
+        )
+    return cls(**app_settings.BACKEND_OPTIONS)
