@@ -256,6 +256,42 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
     assert 'src="/media/photos/sharp.jpg"' in home
 
 
+def test_an_upload_through_the_admin_is_analysed_in_the_request(
+    first_run, demo_dir, tmp_path
+):
+    # A copy, so the other tests keep their counts.
+    shutil.copy(demo_dir / "demo.sqlite3", tmp_path / "demo.sqlite3")
+    shutil.copytree(demo_dir / "media", tmp_path / "media")
+    script = textwrap.dedent(
+        """
+        from django.core.files.uploadedfile import SimpleUploadedFile
+        from django.test import Client
+        from gallery import samples
+        from gallery.models import Photo
+        client = Client(HTTP_HOST="127.0.0.1")
+        assert client.login(username="admin", password="admin")
+        upload = SimpleUploadedFile(
+            "upload.jpg", samples.blurred(), content_type="image/jpeg"
+        )
+        response = client.post(
+            "/admin/gallery/photo/add/", {"title": "Uploaded", "image": upload}
+        )
+        print("add", response.status_code)
+        photo = Photo.objects.get(title="Uploaded")
+        print("verdict", photo.moderation_status)
+        for a in photo.analyses.order_by("pk"):
+            print("analysis", a.analysis_type, a.status, a.reused_from_id is not None)
+        """
+    )
+    out = manage(example_env(tmp_path), "shell", "-c", script).stdout
+    assert "add 302" in out
+    assert "verdict approved" in out
+    # Same bytes as "Blurred scene": the offline results are reused.
+    assert "analysis image_quality succeeded True" in out
+    assert "analysis ai_vision_moderation succeeded True" in out
+    assert "analysis google_tagging skipped False" in out
+
+
 def test_example_migrations_are_current(demo_dir):
     env = example_env(demo_dir)
     env["DEMO_DB_PATH"] = str(demo_dir / "makemigrations.sqlite3")

@@ -57,4 +57,10 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"Serving on {base}/ — press Ctrl+C to stop.")
         )
-        call_command("runserver", f"{HOST}:{options['port']}", use_reloader=False)
+        # call_command skips system checks unless told: the site's should run.
+        call_command(
+            "runserver",
+            f"{HOST}:{options['port']}",
+            use_reloader=False,
+            skip_checks=False,
+        )
