@@ -665,6 +665,21 @@ def test_429_with_a_bad_header_falls_back_to_reset_time(rsps, client, frozen_now
     assert info.value.retry_after == 300.0
 
 
+def test_html_429_from_a_proxy_keeps_retry_after(rsps, client, frozen_now):
+    rsps.post(
+        f"{BASE}/analyze/coco",
+        body="<html>Too Many Requests</html>",
+        status=429,
+        content_type="text/html",
+        headers={"Retry-After": "30"},
+    )
+    with pytest.raises(RateLimitError) as info:
+        client.coco(IMAGE)
+    assert info.value.retry_after == 30.0
+    assert info.value.limits == []
+    assert info.value.retryable is True
+
+
 def test_503_retry_after_is_kept(rsps, client, frozen_now):
     rsps.post(
         f"{BASE}/analyze/coco",
