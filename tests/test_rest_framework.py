@@ -577,6 +577,18 @@ def test_review_note_is_validated(reviewer: User) -> None:
     assert not ModerationDecision.objects.exists()
 
 
+def test_browsable_api_renders_every_route(
+    admin_user: User, endpoints: dict[str, tuple[str, str]]
+) -> None:
+    client = client_for(admin_user)
+    for method, url in endpoints.values():
+        response = client.get(url, HTTP_ACCEPT="text/html")
+        assert response.status_code == (405 if method == "post" else 200), url
+        assert response["Content-Type"].startswith("text/html")
+        response = client.options(url)
+        assert response.status_code == 200, url
+
+
 # -- permissions ----------------------------------------------------------------
 
 

@@ -185,6 +185,10 @@ class MediaObjectViewSet(CloudinaryAnalysisViewMixin, viewsets.GenericViewSet):
     """One object: its latest results, tags and verdict; re-analyse it."""
 
     serializer_class = ObjectSummarySerializer
+    # One object per request: the site's default filters and pagination
+    # do not apply.
+    filter_backends: list[Any] = []
+    pagination_class = None
     action_permissions = {"reanalyze": (REANALYZE_PERMISSION,)}
 
     def get_serializer_class(self) -> type[BaseSerializer]:
