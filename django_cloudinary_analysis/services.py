@@ -8,7 +8,6 @@ backends.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +24,7 @@ from django_cloudinary_analysis.client import (
     Accepted,
     AnalysisResult,
     QuotaLimit,
+    RetryPolicy,
     parse_limits,
 )
 from django_cloudinary_analysis.conf import app_settings
@@ -448,7 +448,7 @@ def apply_result(
     """
     kind = registry.get(analysis.analysis_type)
     try:
-        normalised = kind.normalise(result.analysis)
+        normalised = kind.normalise(result.analysis, analysis.params)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         return (
             _finish(
@@ -574,14 +574,12 @@ def _handle_error(analysis: Analysis, exc: AnalysisError, obj: Model) -> RunOutc
 
 
 def retry_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Seconds before the next attempt: the server's word, else backoff."""
+    """Seconds before the next attempt: backoff with jitter, or the server's
+    ``retry_after`` when it asks for longer, never above RETRY_BACKOFF_MAX."""
     cap = float(app_settings.RETRY_BACKOFF_MAX)
-    if retry_after is not None and retry_after >= 0:
-        return min(float(retry_after), cap)
-    base = float(app_settings.RETRY_BACKOFF)
-    ceiling = min(cap, base * (2 ** max(attempt - 1, 0)))
-    # Full jitter keeps a burst of failures from retrying in lockstep.
-    return random.uniform(ceiling / 2, ceiling)
+    policy = RetryPolicy(base=float(app_settings.RETRY_BACKOFF), cap=cap)
+    hint = AnalysisError(retry_after=retry_after) if retry_after is not None else None
+    return min(policy.delay(attempt, hint), cap)
 
 
 def _finish(

@@ -343,6 +343,7 @@ def test_retry_outcome_asks_for_a_countdown(flaky, image_file):
 
 def test_retry_delay_prefers_the_servers_word(settings):
     assert services.retry_delay(1, retry_after=42) == 42
+    assert services.retry_delay(1, retry_after=0.001) <= 10  # backoff wins
     settings.CLOUDINARY_ANALYSIS = {
         **settings.CLOUDINARY_ANALYSIS,
         "RETRY_BACKOFF": 10,
