@@ -20,6 +20,7 @@ from django_cloudinary_analysis.backends import local
 from django_cloudinary_analysis.backends.base import Media
 from django_cloudinary_analysis.backends.local import LocalBackend
 from django_cloudinary_analysis.exceptions import (
+    AnalysisError,
     InvalidParameters,
     SourceError,
     UnsupportedAnalysis,
@@ -499,3 +500,16 @@ def test_a_jpeg_and_a_png_of_the_same_scene_measure_alike(backend, storage):
 
     assert jpeg["laplacian_variance"] == pytest.approx(png["laplacian_variance"], 0.1)
     assert jpeg["noise_sigma"] == pytest.approx(png["noise_sigma"], 0.1)
+
+
+def test_a_model_failure_is_an_analysis_error(backend, storage, monkeypatch):
+    class Broken:
+        def classify(self, image):
+            raise RuntimeError("onnxruntime: bad input")
+
+    monkeypatch.setattr(local, "nsfw_classifier", lambda *args: Broken())
+    media = stored(storage, "s.jpg", images.sharp_jpeg())
+
+    with pytest.raises(AnalysisError, match="open_nsfw model failed") as info:
+        backend.analyze("ai_vision_moderation", media, {})
+    assert info.value.code == "model_error"

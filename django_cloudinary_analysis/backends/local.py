@@ -726,7 +726,12 @@ class LocalBackend(Backend):
         classifier = nsfw_classifier(
             self.options["nsfw_model_path"], self.options["onnx_threads"]
         )
-        score = float(classifier.classify(decoded.image).nsfw)
+        try:
+            score = float(classifier.classify(decoded.image).nsfw)
+        except Exception as exc:  # ONNX Runtime raises its own, unrelated types
+            raise AnalysisError(
+                f"the open_nsfw model failed: {exc}", code="model_error"
+            ) from exc
         thresholds = {
             "nsfw": float(self.options["nsfw_threshold"]),
             "safe": float(self.options["safe_threshold"]),
