@@ -8,6 +8,7 @@ tasks in-process), exactly as `make demo` runs it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -160,9 +161,15 @@ def test_demo_reuses_the_duplicate_and_explains_skips(first_run):
 
 
 def test_demo_prints_the_site_urls(first_run):
-    assert "Home:     http://127.0.0.1:8000/" in first_run
-    assert "Admin:    http://127.0.0.1:8000/admin/" in first_run
-    assert "Webhook:  http://127.0.0.1:8000/cloudinary-analysis/webhook/" in first_run
+    urls = dict(re.findall(r"^(\w+): +(http://\S+)$", first_run, re.M))
+    assert urls == {
+        "Home": "http://127.0.0.1:8000/",
+        "Admin": "http://127.0.0.1:8000/admin/",
+        "API": "http://127.0.0.1:8000/api/",
+        "Analyses": "http://127.0.0.1:8000/api/analysis/analyses/",
+        "Queue": "http://127.0.0.1:8000/api/analysis/moderation/",
+        "Webhook": "http://127.0.0.1:8000/cloudinary-analysis/webhook/",
+    }
     assert "Serving on" not in first_run  # --no-serve
 
 
@@ -254,6 +261,46 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
     assert "approved" in home
     assert "not available offline" in home
     assert 'src="/media/photos/sharp.jpg"' in home
+
+
+def test_the_apis_list_photos_analyses_and_verdicts(first_run, demo_dir):
+    script = textwrap.dedent(
+        """
+        import base64, json
+        from django.test import Client
+        auth = "Basic " + base64.b64encode(b"admin:admin").decode()
+        client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=auth)
+        for url in ["/api/photos/", "/api/products/", "/api/analysis/analyses/"]:
+            response = client.get(url)
+            body = response.json()
+            results = list(body["results"])
+            while body["next"]:  # every page
+                body = client.get(body["next"]).json()
+                results += body["results"]
+            print(json.dumps({"url": url, "status": response.status_code,
+                              "results": results}))
+        anonymous = Client(HTTP_HOST="127.0.0.1").get("/api/photos/")
+        print(json.dumps({"url": "anonymous", "status": anonymous.status_code}))
+        """
+    )
+    out = manage(example_env(demo_dir), "shell", "-c", script).stdout
+    answers = {
+        item["url"]: item
+        for item in (json.loads(line) for line in out.splitlines() if line[:1] == "{")
+    }
+    assert answers["anonymous"]["status"] in (401, 403)
+    photos = answers["/api/photos/"]
+    assert photos["status"] == 200
+    assert [p["title"] for p in photos["results"]] == PHOTOS
+    assert {p["moderation_status"] for p in photos["results"]} == {"approved"}
+    products = answers["/api/products/"]["results"]
+    assert products[0]["label_image"].endswith("/media/products/labels/label.png")
+    analyses = answers["/api/analysis/analyses/"]
+    assert len(analyses["results"]) == 35
+    skipped = [a for a in analyses["results"] if a["status"] == "skipped"]
+    assert len(skipped) == 13
+    assert all("not available offline" in a["reason"] for a in skipped)
+    assert sum(1 for a in analyses["results"] if a["reused_from"]) == 3
 
 
 def test_an_upload_through_the_admin_is_analysed_in_the_request(

@@ -7,22 +7,25 @@ from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
-from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.urls import NoReverseMatch, reverse
 
 HOST = "127.0.0.1"
 
 
 def site_urls(base: str) -> list[tuple[str, str]]:
     """Return (label, URL) for the pages the demo points at, as wired."""
-    urls = [("Home", base + reverse("home")), ("Admin", base + reverse("admin:index"))]
-    try:
-        resolve("/api/")
-    except Resolver404:
-        pass
-    else:
-        urls.append(("API", base + "/api/"))
-    with contextlib.suppress(NoReverseMatch):
-        urls.append(("Webhook", base + reverse("cloudinary_analysis:webhook")))
+    names = [
+        ("Home", "home"),
+        ("Admin", "admin:index"),
+        ("API", "api-root"),
+        ("Analyses", "cloudinary_analysis_api:analysis-list"),
+        ("Queue", "cloudinary_analysis_api:moderation-list"),
+        ("Webhook", "cloudinary_analysis:webhook"),
+    ]
+    urls = []
+    for label, name in names:
+        with contextlib.suppress(NoReverseMatch):
+            urls.append((label, base + reverse(name)))
     return urls
 
 
@@ -51,9 +54,13 @@ class Command(BaseCommand):
         base = f"http://{HOST}:{options['port']}"
         self.stdout.write("")
         for label, url in site_urls(base):
-            self.stdout.write(f"{label + ':':<9} {url}")
+            self.stdout.write(f"{label + ':':<10} {url}")
         if options["no_serve"]:
             return
+        self.stdout.write(
+            "The APIs take the demo user too: "
+            f"curl -u admin:admin {base}{reverse('api-root')}photos/"
+        )
         self.stdout.write(
             self.style.SUCCESS(f"Serving on {base}/ — press Ctrl+C to stop.")
         )
