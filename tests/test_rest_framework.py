@@ -1057,7 +1057,11 @@ def test_no_setting_value_leaks(
         client.get(f"{API}/objects/tests.photo/{photo.pk}/"),
         client.get(f"{API}/moderation/"),
         client.post(f"{API}/objects/tests.photo/{photo.pk}/reanalyze/", {"x": 1}),
+        client.post(f"{API}/analyses/{analysis.pk}/reanalyze/", {"force": "x"}),
+        client.post(f"{API}/analyses/{analysis.pk}/reanalyze/"),
         client.post(f"{API}/moderation/tests.photo/{photo.pk}/approve/"),
+        client.post(f"{API}/moderation/tests.photo/{photo.pk}/reject/", {"x": 1}),
+        client.get(f"{API}/objects/tests.plainphoto/1/"),
         client_for(None).get(f"{API}/analyses/"),
     ]
     for response in responses:
