@@ -248,6 +248,11 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
         listing = client.get("/admin/gallery/photo/")
         print("admin", listing.status_code)
         print(listing.content.decode())
+        from gallery.models import Photo
+        pk = Photo.objects.get(title="Sharp scene (copy)").pk
+        change = client.get(f"/admin/gallery/photo/{pk}/change/")
+        print("change", change.status_code)
+        print("CHANGE PAGE", change.content.decode())
         """
     )
     out = manage(example_env(demo_dir), "shell", "-c", script).stdout
@@ -261,6 +266,11 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
     assert "approved" in home
     assert "not available offline" in home
     assert 'src="/media/photos/sharp.jpg"' in home
+    # The admin mixin's inlines show every analysis with its reason.
+    assert "change 200" in out
+    change = out.split("CHANGE PAGE", 1)[1]
+    assert "google_tagging is not available offline" in change
+    assert "captioning is not available offline" in change
 
 
 def test_the_apis_list_photos_analyses_and_verdicts(first_run, demo_dir):
