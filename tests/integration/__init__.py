@@ -1,0 +1,1 @@
+"""Integration suite: real Redis, Celery workers, databases and a fake API."""
