@@ -9,7 +9,6 @@ and verdicts of other objects are hidden everywhere in the API.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +34,6 @@ from django_cloudinary_analysis.models import (
 if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
     from rest_framework.request import Request
-
-logger = logging.getLogger(__name__)
 
 ObjectFilter = Callable[["Request", "QuerySet[Any]"], "QuerySet[Any]"]
 
