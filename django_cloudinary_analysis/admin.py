@@ -42,9 +42,11 @@ from django.db.models.functions import RowNumber
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, path, reverse
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import Truncator
+from django.utils.timezone import localtime
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -89,6 +91,14 @@ def verdict_badge_label(status: str) -> str:
         return str(ModerationStatus(status).label)
     except ValueError:
         return status
+
+
+def source_label(source: str) -> str:
+    """The translated name of a decision's source (the raw value if unknown)."""
+    try:
+        return str(ModerationDecision.Source(source).label)
+    except ValueError:
+        return source
 
 
 def acting_user(request: HttpRequest) -> AbstractBaseUser | None:
@@ -138,10 +148,11 @@ def describe_reason(reason: Any) -> str:
         return str(reason)
     rule = reason.get("rule")
     where = reason.get("field") or ""
+    question = {"question": reason.get("question", "?")}
     if rule == "question_yes":
-        text = gettext("answered yes: %(question)s") % reason
+        text = gettext("answered yes: %(question)s") % question
     elif rule == "question_unknown":
-        text = gettext("unsure: %(question)s") % reason
+        text = gettext("unsure: %(question)s") % question
     elif rule == "label":
         confidence = reason.get("confidence")
         text = gettext("label %(label)s") % {"label": reason.get("label", "?")}
@@ -824,7 +835,7 @@ QUEUE_RANK = Case(
 class QueueViewFilter(admin.SimpleListFilter):
     """Current verdicts (the review queue, the default) or the full history."""
 
-    title = _("show")
+    title = _("queue or history")
     parameter_name = VIEW_PARAM
 
     def lookups(
@@ -872,15 +883,13 @@ class ModerationDecisionAdmin(DecoratedResultsMixin, ReadOnlyAdmin):
 
     list_display = (
         "thumbnail_display",
-        "object_display",
-        "content_type",
+        "queue_object_display",
         "verdict_display",
+        "review_display",
         "reasons_display",
         "history_display",
-        "source",
-        "decided_by",
+        "decider_display",
         "decided_at",
-        "review_display",
     )
     list_display_links = ("decided_at",)
     list_filter = (
@@ -989,6 +998,22 @@ class ModerationDecisionAdmin(DecoratedResultsMixin, ReadOnlyAdmin):
         """The moderated object, linked to its change page."""
         return object_link(obj)
 
+    @admin.display(description=_("object"), ordering="object_id")
+    def queue_object_display(self, obj: ModerationDecision) -> SafeString:
+        """The moderated object, linked, with its content type."""
+        return format_html(
+            '{}<br><span class="dca-muted">{}</span>',
+            object_link(obj),
+            obj.content_type,
+        )
+
+    @admin.display(description=_("decided by"), ordering="source")
+    def decider_display(self, obj: ModerationDecision) -> str:
+        """Who decided: the policy, a content change, or a person (named)."""
+        if obj.decided_by is None:
+            return source_label(obj.source)
+        return f"{source_label(obj.source)} · {obj.decided_by}"
+
     @admin.display(description=_("verdict"), ordering=QUEUE_RANK)
     def verdict_display(self, obj: ModerationDecision) -> SafeString:
         """The verdict as a coloured badge."""
@@ -1010,14 +1035,12 @@ class ModerationDecisionAdmin(DecoratedResultsMixin, ReadOnlyAdmin):
         history = getattr(obj, "_dca_history", [])
         shown = history[-self.history_limit :]
         trail = format_html_join(
-            ' <span class="dca-muted">→</span> ',
+            format_html(' <span class="dca-muted">{}</span> ', "→"),
             '<span class="dca-history-item" title="{} · {}">{}</span>',
             (
                 (
-                    ModerationDecision.Source(source).label
-                    if source in ModerationDecision.Source.values
-                    else source,
-                    decided_at.strftime("%Y-%m-%d %H:%M"),
+                    source_label(source),
+                    date_format(localtime(decided_at), "SHORT_DATETIME_FORMAT"),
                     verdict_badge(status),
                 )
                 for status, source, decided_at in shown
@@ -1036,7 +1059,7 @@ class ModerationDecisionAdmin(DecoratedResultsMixin, ReadOnlyAdmin):
         url = f"{changelist}?{query}"
         more = "… " if len(history) > len(shown) else ""
         return format_html(
-            '<span class="dca-history">{}{}</span> <a href="{}">{}</a>',
+            '<span class="dca-history">{}{}</span><br><a href="{}">{}</a>',
             more,
             trail,
             url,
@@ -1104,6 +1127,11 @@ class ModerationDecisionAdmin(DecoratedResultsMixin, ReadOnlyAdmin):
         except ContentType.DoesNotExist:
             raise Http404(gettext("No such content type.")) from None
         object_id = unquote(object_id)
+        model = content_type.model_class()
+        if model is None or "moderation_status" not in {
+            f.name for f in model._meta.concrete_fields
+        }:
+            raise Http404(gettext("This kind of object is not moderated."))
         obj = load_objects([(content_type.pk, object_id)]).get(
             (content_type.pk, object_id)
         )

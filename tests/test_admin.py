@@ -496,10 +496,21 @@ def test_queue_lists_current_verdicts_open_ones_first(
     assert "unsure: Does the image contain violence? (image)" in content
     assert review_url(review) in content
     assert "2 decisions" in content  # pending (new content) → review
+    # The history trail is markup, not escaped markup.
+    assert "&lt;span" not in content
+    trail = re.search(
+        r'<td class="field-history_display">(.*?)</td>', content, re.S
+    ).group(1)
+    assert trail.count('class="dca-history-item"') == 2
+    assert "dca-badge--pending" in trail and "dca-badge--review" in trail
 
     history = admin_client.get(reverse(QUEUE_URL), {"view": "history"})
     assert history.context["title"] == "Moderation history"
     assert len(rows_of(history)) == ModerationDecision.objects.count() == 6
+
+    with_counts = admin_client.get(reverse(QUEUE_URL), {"_facets": "True"})
+    assert with_counts.status_code == 200
+    assert len(rows_of(with_counts)) == 3
 
     only_review = admin_client.get(reverse(QUEUE_URL), {"status__exact": "review"})
     assert [r.object_id for r in rows_of(only_review)] == [str(review.pk)]
@@ -572,6 +583,23 @@ def test_review_page_needs_the_review_permission(
     photo.refresh_from_db()
     assert photo.moderation_status == ModerationStatus.REVIEW
     assert staff_client().get(review_url(photo)).status_code == 403
+
+
+def test_review_page_refuses_unmoderated_models_and_missing_objects(
+    admin_client: Client, uploaded: Any
+) -> None:
+    photo = uploaded(Photo, "review")
+    user_ct = ContentType.objects.get_for_model(get_user_model())
+    url = reverse(
+        "admin:cloudinary_analysis_moderationdecision_review", args=[user_ct.pk, 1]
+    )
+    assert admin_client.get(url).status_code == 404
+    ct = ContentType.objects.get_for_model(Photo)
+    for missing in (photo.pk + 100, "not-a-number"):
+        url = reverse(
+            "admin:cloudinary_analysis_moderationdecision_review", args=[ct.pk, missing]
+        )
+        assert admin_client.get(url).status_code == 404
 
 
 def test_queue_bulk_approve_and_reject_across_models(
