@@ -287,9 +287,9 @@ def admin_change_url(
 ) -> str | None:
     """The object's change page on ``admin_site``, if the user may open it."""
     model_admin = admin_site._registry.get(type(obj))
-    if model_admin is None or not model_admin.has_view_or_change_permission(
-        request, obj
-    ):
+    # Model-level, as Django's own changelist links: object-level checks
+    # could query once per row.
+    if model_admin is None or not model_admin.has_view_or_change_permission(request):
         return None
     opts = obj._meta
     try:
