@@ -304,7 +304,7 @@ class ModerationDecision(models.Model):
 
     class Meta:
         verbose_name = _("moderation decision")
-        verbose_name_plural = _("moderation decisions")
+        verbose_name_plural = _("review queue")
         ordering = ["-decided_at", "-pk"]
         get_latest_by = ["decided_at", "pk"]
         indexes = [
