@@ -166,7 +166,7 @@ class AnalyzedMedia(models.Model):
         abstract = True
 
     @classmethod
-    def from_db(cls, db: Any, field_names: Any, values: Any) -> Any:
+    def from_db(cls, db: Any, field_names: Any, values: Any) -> Any:  # type: ignore[override]
         """Remember the stored file names, to tell a new upload from a re-save."""
         instance = super().from_db(db, field_names, values)
         instance._analysis_snapshot = file_snapshot(instance)
@@ -235,7 +235,9 @@ def changed_fields(
         if adding:
             if current:
                 changed.append(name)
-        elif current and current != snapshot.get(name, current):
+        elif (
+            snapshot is not None and current and current != snapshot.get(name, current)
+        ):
             changed.append(name)
     return changed
 

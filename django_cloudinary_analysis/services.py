@@ -439,7 +439,7 @@ def apply_result(
     result: AnalysisResult,
     *,
     obj: Model | None = None,
-    from_statuses: Sequence[str] = (AnalysisStatus.RUNNING, AnalysisStatus.WAITING),
+    from_statuses: Sequence[str] = (AnalysisStatus.RUNNING, AnalysisStatus.WAITING),  # type: ignore[assignment]
 ) -> bool:
     """Store a result, its tags and the new verdict in one transaction.
 
@@ -590,7 +590,7 @@ def _finish(
     message: str = "",
     obj: Model | None = None,
     request_id: str | None = None,
-    from_statuses: Sequence[str] = (AnalysisStatus.RUNNING,),
+    from_statuses: Sequence[str] = (AnalysisStatus.RUNNING,),  # type: ignore[assignment]
 ) -> RunOutcome:
     """Put an analysis in a final state with a reason, then re-decide."""
     with transaction.atomic():
@@ -893,7 +893,7 @@ def update_verdict(obj: Model) -> ModerationDecision | None:
     verdict = get_policy().decide(current_analyses(obj))
     if verdict is None:
         return None
-    old = latest.status if latest is not None else obj.moderation_status
+    old = latest.status if latest is not None else obj.moderation_status  # type: ignore[attr-defined]
     if latest is not None and old == verdict.status:
         return None
     return _record_decision(

@@ -42,7 +42,7 @@ def get_client() -> AnalyzeClient:
         client = _clients.get(key)
         if client is None:
             client = AnalyzeClient(
-                creds.cloud_name,
+                creds.cloud_name or "",
                 api_key=creds.api_key,
                 api_secret=creds.api_secret,
                 oauth_token=creds.oauth_token,
