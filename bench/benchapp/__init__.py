@@ -1,0 +1,1 @@
+"""A bench-only Django app: the models and URLs the benchmarks need."""

@@ -1,0 +1,553 @@
+"""Pipeline throughput: analyses/s through real Redis and a real Celery worker.
+
+Run: ``.venv/bin/python bench/pipeline_throughput.py [--quick] [-n N]``
+
+N analyses (``benchapp.MediaPhoto``: N/2 objects × ``google_tagging`` and
+``ai_vision_moderation``, each object its own small PNG so nothing is
+reused) are queued in a real ``redis-server``; then a ``celery worker``
+(prefork, concurrency 8) starts and runs them against the fake Analyze API
+in its own process, on PostgreSQL (eight processes writing at once; SQLite
+would serialise them). Throughput is N over the time from the first claim
+(``started_at``) to the last result (``finished_at``).
+
+At 50 ms of API latency the limit is concurrency ÷ latency = 160/s; the
+target is ≥ 0.9 of it. At 0 ms the run shows the pure overhead per analysis,
+split with the worker's own timings (Celery's "succeeded in", the backend's
+"done in" debug line) into API call, our code and the database, and the
+broker; the same pieces are also timed alone in one process.
+
+``main(argv)`` returns the numbers as a dict for ``bench/run_all.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import _common
+from bench._common import Figure, median
+
+TITLE = "Pipeline throughput"
+SECTION = "## 3. Pipeline throughput"
+CONCURRENCY = 8
+LATENCIES_MS = (50, 0)
+TARGET_FRACTION = 0.9
+TYPES = ("google_tagging", "ai_vision_moderation")
+UNFINISHED = ("queued", "running", "retrying", "waiting")
+
+TASK_DONE = re.compile(
+    r"Task cloudinary_analysis\.run_analysis\[[^\]]+\] succeeded in ([0-9.]+)s"
+)
+API_DONE = re.compile(r"cloudinary (\w+) done in ([0-9.]+) ms")
+
+
+# -- child ------------------------------------------------------------------------
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    from PIL import Image
+
+    img = Image.new("RGB", (16, 16), (seed % 251, (seed // 251) % 251, 90))
+    img.putpixel((0, 0), (seed % 256, (seed >> 8) % 256, (seed >> 16) % 256))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _prepare(objects: int) -> dict[str, Any]:
+    """Create the objects and their files (no analysis is scheduled)."""
+    from django.conf import settings
+
+    from bench.benchapp.models import MediaPhoto
+
+    _common.migrate()
+    folder = Path(settings.MEDIA_ROOT) / "bench"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(objects):
+        name = f"bench/pipeline-{i}.png"
+        (folder / f"pipeline-{i}.png").write_bytes(_png(i))
+        rows.append(MediaPhoto(title=f"photo {i}", image=name))
+    # bulk_create sends no signals: nothing is analysed yet.
+    MediaPhoto.objects.bulk_create(rows, batch_size=1000)
+    return {"objects": MediaPhoto.objects.count()}
+
+
+def _clear_rows() -> None:
+    from django_cloudinary_analysis.models import (
+        Analysis,
+        MediaTag,
+        ModerationDecision,
+    )
+
+    for model in (MediaTag, ModerationDecision, Analysis):
+        qs = model.objects.all()
+        qs._raw_delete(qs.db)
+
+
+def _schedule(objects: int) -> dict[str, Any]:
+    """Queue one analysis per object and type (published on commit)."""
+    from django.db import transaction
+
+    from bench.benchapp.models import MediaPhoto
+    from django_cloudinary_analysis import services
+
+    _clear_rows()
+    objs = list(MediaPhoto.objects.order_by("pk")[:objects])
+    started = time.perf_counter()
+    queued = 0
+    for i in range(0, len(objs), 500):
+        with transaction.atomic():
+            queued += len(services.schedule_many(objs[i : i + 500], new_content=True))
+    return {"queued": queued, "seconds": time.perf_counter() - started}
+
+
+def _pieces(calls: int) -> dict[str, Any]:
+    """Time API call, services.run (memory backend) and publishing alone."""
+    from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext, override_settings
+
+    from bench.benchapp.models import MediaPhoto
+    from django_cloudinary_analysis import services
+    from django_cloudinary_analysis.backends.base import get_backend
+    from django_cloudinary_analysis.backends.memory import MemoryBackend
+    from django_cloudinary_analysis.models import Analysis
+    from django_cloudinary_analysis.sources import get_resolver
+    from tests.celery_app import app
+    from tests.support.api_samples import sample_analysis
+
+    objs = list(MediaPhoto.objects.order_by("pk")[: max(calls // 2, 1)])
+    out: dict[str, Any] = {}
+
+    # 1. The API call through the real backend (client, HTTP, JSON).
+    backend = get_backend()
+    media = [get_resolver()(obj, "image") for obj in objs]
+    params = {
+        t: services.effective_params(s)
+        for t, s in zip(TYPES, _specs(MediaPhoto), strict=True)
+    }
+    for i in range(20):
+        backend.analyze(TYPES[i % 2], media[0], params[TYPES[i % 2]])
+    wall, cpu = [], []
+    for i in range(calls):
+        kind = TYPES[i % 2]
+        c0, t0 = time.process_time(), time.perf_counter()
+        backend.analyze(kind, media[i // 2 % len(media)], params[kind])
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    out["api"] = {"wall": median(wall), "cpu": median(cpu)}
+
+    # 2. services.run with an instant backend: claim, load, digest, store, decide.
+    _clear_rows()
+    planned = services.schedule_many(objs, new_content=True, dry_run=True)
+    rows = Analysis.objects.bulk_create(planned)  # no enqueue: run them here
+    memory = "django_cloudinary_analysis.backends.memory.MemoryBackend"
+    conf = dict(settings.CLOUDINARY_ANALYSIS)
+    conf["BACKEND"] = memory
+    MemoryBackend.reset()
+    for kind in TYPES:
+        MemoryBackend.set_result(kind, sample_analysis(kind, params[kind]))
+    wall, cpu, queries = [], [], []
+    with override_settings(CLOUDINARY_ANALYSIS=conf):
+        for analysis in rows:
+            with CaptureQueriesContext(connection) as captured:
+                c0, t0 = time.process_time(), time.perf_counter()
+                outcome = services.run(analysis.pk)
+                wall.append(time.perf_counter() - t0)
+                cpu.append(time.process_time() - c0)
+            assert outcome.status == "succeeded", outcome
+            queries.append(len(captured.captured_queries))
+    out["run"] = {"wall": median(wall), "cpu": median(cpu), "queries": queries}
+
+    # 3. Publishing one task message (what on-commit enqueue does per analysis).
+    ids = [a.pk for a in rows]
+    wall, cpu = [], []
+    for i in range(calls):
+        c0, t0 = time.process_time(), time.perf_counter()
+        services.enqueue([ids[i % len(ids)]])
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    out["publish"] = {"wall": median(wall), "cpu": median(cpu)}
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.delete("celery")
+    _clear_rows()
+    return out
+
+
+def _specs(model: Any) -> list[Any]:
+    from django_cloudinary_analysis.mixins import analysis_config
+
+    return analysis_config(model)["image"]
+
+
+# -- parent -----------------------------------------------------------------------
+
+
+def _wait_finished(dsn: str, expect: int, timeout: float, worker: Any) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while True:
+            total, unfinished = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE status = ANY(%s)) "
+                "FROM cloudinary_analysis_analysis",
+                (list(UNFINISHED),),
+            ).fetchone()
+            if total >= expect and not unfinished:
+                return
+            if not worker.is_alive():
+                raise RuntimeError("the worker died:\n" + worker.log_text()[-3000:])
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{unfinished} of {total} analyses unfinished after {timeout} s"
+                )
+            time.sleep(0.25)
+
+
+def _run_stats(dsn: str) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        first, last, mean_attempts = conn.execute(
+            "SELECT extract(epoch FROM min(started_at)), "
+            "extract(epoch FROM max(finished_at)), avg(attempts) "
+            "FROM cloudinary_analysis_analysis"
+        ).fetchone()
+        statuses = dict(
+            conn.execute(
+                "SELECT status, count(*) FROM cloudinary_analysis_analysis "
+                "GROUP BY status"
+            ).fetchall()
+        )
+        tags = conn.execute("SELECT count(*) FROM cloudinary_analysis_mediatag")
+        decisions = conn.execute(
+            "SELECT count(*) FROM cloudinary_analysis_moderationdecision"
+        )
+        return {
+            "first_start": float(first),
+            "last_finish": float(last),
+            "statuses": statuses,
+            "mean_attempts": float(mean_attempts),
+            "tags": tags.fetchone()[0],
+            "decisions": decisions.fetchone()[0],
+        }
+
+
+def _log_split(text: str) -> dict[str, Any]:
+    task = [float(s) for s in TASK_DONE.findall(text)]
+    api = [float(ms) / 1000 for _kind, ms in API_DONE.findall(text)]
+    return {
+        "tasks_logged": len(task),
+        "task_median": median(task),
+        "task_mean": sum(task) / len(task) if task else 0.0,
+        "api_median": median(api),
+        "api_mean": sum(api) / len(api) if api else 0.0,
+    }
+
+
+def _one_run(
+    latency_ms: int,
+    n: int,
+    env: dict[str, str],
+    dsn: str,
+    services: dict[str, Any],
+    log_dir: Path,
+) -> dict[str, Any]:
+    from tests.support.services import CeleryWorker
+
+    fake = services["fake_api"]
+    fake.control.reset()
+    if latency_ms:
+        fake.control.add_fault("latency", latency_ms=latency_ms)
+    scheduled = _common.run_child(
+        __file__, {"step": "schedule", "objects": n // 2}, env
+    )
+    worker = CeleryWorker(
+        env=env,
+        app="tests.celery_app",
+        pool="prefork",
+        concurrency=CONCURRENCY,
+        loglevel="info",
+        hostname=f"bench-{latency_ms}ms-{os.getpid()}@%h",
+        log_path=log_dir / f"worker-{latency_ms}ms.log",
+    )
+    worker.start()
+    ready = time.time()
+    roots = {name: service.process.pid for name, service in services.items()}
+    roots["worker"] = worker.pid
+    cpu_before = _common.tree_cpu_seconds(roots)
+    try:
+        _wait_finished(dsn, scheduled["queued"], max(180.0, n / 5), worker)
+        cpu_after = _common.tree_cpu_seconds(roots)
+    finally:
+        worker.stop()
+    done = time.time()
+    cpu = {
+        name: (cpu_after[name] - cpu_before[name]) / scheduled["queued"]
+        for name in roots
+    }
+    stats = _run_stats(dsn)
+    api_stats = fake.control.stats()
+    span = stats["last_finish"] - stats["first_start"]
+    split = _log_split(worker.log_text())
+    slot = CONCURRENCY * span / scheduled["queued"]
+    return {
+        "latency_ms": latency_ms,
+        "queued": scheduled["queued"],
+        "schedule_seconds": scheduled["seconds"],
+        "span_seconds": span,
+        "rate": scheduled["queued"] / span,
+        "ready_to_done_seconds": done - ready,
+        "statuses": stats["statuses"],
+        "mean_attempts": stats["mean_attempts"],
+        "tags": stats["tags"],
+        "decisions": stats["decisions"],
+        "api_requests": api_stats["requests"],
+        "api_billable": api_stats["billable_calls"],
+        "cpu_per_analysis": cpu,
+        "split": {
+            **split,
+            "slot": slot,
+            "ours_and_db": max(split["task_mean"] - split["api_mean"], 0.0),
+            "broker_and_worker": max(slot - split["task_mean"], 0.0),
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark, print its figures and return them."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="N = 400 and 200")
+    parser.add_argument("-n", type=int, help="analyses at 50 ms (default 2000)")
+    parser.add_argument("--n0", type=int, help="analyses at 0 ms (default N/2)")
+    parser.add_argument("--calls", type=int, help="calls per piece timed alone")
+    args = parser.parse_args(argv)
+    n = args.n or (400 if args.quick else 2000)
+    n0 = args.n0 or n // 2
+    n, n0 = n + n % 2, n0 + n0 % 2
+    calls = args.calls or (60 if args.quick else 200)
+
+    info = _common.machine()
+    svc = _common.services()
+    services = {
+        "redis": svc.redis(),
+        "fake_api": svc.fake_api(),
+        "postgres": svc.postgres(),
+    }
+    database = svc.new_database("postgresql", "pipeline")
+    dsn = database["TESTS_POSTGRES_DSN"]
+    env = _common.bench_env(
+        database,
+        media_root=svc.media_root("pipeline"),
+        broker_url=services["redis"].url,
+        api_url=services["fake_api"].base_url,
+        # The backend's per-call "done in" line splits the worker's time.
+        DCA_BENCH_LOG_LEVEL="DEBUG",
+        # Persistent connections: with Django's default of 0, Celery's fixup
+        # closes the connection after every task and the next one reconnects.
+        DCA_BENCH_CONN_MAX_AGE="none",
+    )
+    log_dir = svc.root / "pipeline-logs"
+    log_dir.mkdir(exist_ok=True)
+    _common.log(
+        f"{TITLE}: N = {n} at {LATENCIES_MS[0]} ms and {n0} at 0 ms, "
+        f"concurrency {CONCURRENCY}, PostgreSQL"
+    )
+    _common.run_child(__file__, {"step": "prepare", "objects": max(n, n0) // 2}, env)
+    runs = []
+    for latency, size in zip(LATENCIES_MS, (n, n0), strict=True):
+        run = _one_run(latency, size, env, dsn, services, log_dir)
+        runs.append(run)
+        _common.log(
+            f"  {latency} ms: {run['rate']:.1f} analyses/s "
+            f"({run['queued']} in {run['span_seconds']:.1f} s)"
+        )
+    pieces = _common.run_child(__file__, {"step": "pieces", "calls": calls}, env)
+    load_after = round(os.getloadavg()[0], 2)
+
+    limit = CONCURRENCY / (LATENCIES_MS[0] / 1000)
+    at50, at0 = runs
+    fraction = at50["rate"] / limit
+    cpus = info["cpus"] or 1
+    cpu_total = sum(at0["cpu_per_analysis"].values())
+    figures = [
+        Figure(
+            f"throughput at {LATENCIES_MS[0]} ms latency (N = {n})",
+            at50["rate"],
+            f"{at50['rate']:.1f} analyses/s = {fraction:.2f} of the {limit:.0f}/s "
+            "limit",
+            f"≥ {TARGET_FRACTION} of the limit",
+            fraction >= TARGET_FRACTION,
+        ),
+        Figure(
+            f"throughput at 0 ms latency (N = {n0})",
+            at0["rate"],
+            f"{at0['rate']:.1f} analyses/s",
+        ),
+        Figure(
+            "0 ms: CPU per analysis, all processes",
+            cpu_total,
+            f"{cpu_total * 1000:.1f} ms ("
+            + ", ".join(
+                f"{name} {value * 1000:.1f}"
+                for name, value in at0["cpu_per_analysis"].items()
+            )
+            + f") → at most {cpus / cpu_total:.0f}/s on {cpus} CPUs",
+        ),
+    ]
+    split = at0["split"]
+    figures.append(
+        Figure(
+            "0 ms: worker process time per analysis",
+            split["slot"],
+            f"{split['slot'] * 1000:.1f} ms = API call "
+            f"{split['api_mean'] * 1000:.1f} + our code and DB "
+            f"{split['ours_and_db'] * 1000:.1f} + broker and worker "
+            f"{split['broker_and_worker'] * 1000:.1f}",
+        )
+    )
+    queries = pieces["run"]["queries"]
+    figures.append(
+        Figure(
+            "alone, one process: API call / services.run / publish",
+            None,
+            f"{pieces['api']['wall'] * 1000:.1f} / "
+            f"{pieces['run']['wall'] * 1000:.1f} "
+            f"({median(queries):.0f} queries) / "
+            f"{pieces['publish']['wall'] * 1000:.1f} ms",
+        )
+    )
+    result = {
+        "benchmark": "pipeline_throughput",
+        "title": TITLE,
+        "command": _common.command("bench/pipeline_throughput.py", argv),
+        "machine": info,
+        "load_after": load_after,
+        "n": n,
+        "n0": n0,
+        "concurrency": CONCURRENCY,
+        "database": "postgresql",
+        "pool": "prefork",
+        "limit": limit,
+        "fraction": fraction,
+        "cpu_per_analysis_0ms": cpu_total,
+        "runs": runs,
+        "pieces": pieces,
+        "figures": _common.figures_dicts(figures),
+        "targets_met": {figures[0].name: figures[0].met},
+    }
+    _common.print_figures(TITLE, figures)
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """Render the results as the Markdown section of docs/benchmarks.md."""
+    at0 = result["runs"][1]
+    pieces = result["pieces"]
+    split = at0["split"]
+    cpus = result["machine"]["cpus"] or 1
+    lines = [
+        SECTION,
+        "",
+        f"Command: `{result['command']}` "
+        f"({_common.machine_text(result['machine'], result['load_after'])}).",
+        "",
+        "`benchapp.MediaPhoto` objects (`google_tagging` and "
+        "`ai_vision_moderation`, one distinct PNG each, so nothing is reused) "
+        "get their analyses queued in a real `redis-server`; then a Celery "
+        f"worker starts ({result['pool']}, concurrency {result['concurrency']}, "
+        "persistent database connections) and runs them with the Cloudinary "
+        "backend against the fake Analyze API (its own process), on "
+        "**PostgreSQL 15** (eight writers; SQLite would serialise them). "
+        "Rate = analyses ÷ (last `finished_at` − first `started_at`). The "
+        "worker logs at INFO and the app's logger at DEBUG in both runs (the "
+        "split below reads those lines). *CPU per analysis* is the CPU time of "
+        "each process tree during the run (from `/proc`) divided by the "
+        "analyses: it does not depend on what else the machine runs.",
+        "",
+        "| API latency | N | analyses/s | limit | fraction (target ≥ "
+        f"{TARGET_FRACTION}) | met | succeeded | API calls | CPU ms per analysis "
+        "(worker + PostgreSQL + fake API + Redis) |",
+        "|---|---:|---:|---:|---:|---|---:|---:|---|",
+    ]
+    for run in result["runs"]:
+        latency = run["latency_ms"]
+        limit = result["concurrency"] / (latency / 1000) if latency else None
+        if limit:
+            fraction = run["rate"] / limit
+            shown = f"{limit:.0f}/s | {fraction:.2f} | " + (
+                "yes" if fraction >= TARGET_FRACTION else "**no**"
+            )
+        else:
+            shown = "– | – | –"
+        cpu = run["cpu_per_analysis"]
+        lines.append(
+            f"| {latency} ms | {run['queued']} | {run['rate']:.1f} | {shown} "
+            f"| {run['statuses'].get('succeeded', 0)} | {run['api_billable']} "
+            f"| {sum(cpu.values()) * 1000:.1f} = {cpu['worker'] * 1000:.1f} + "
+            f"{cpu['postgres'] * 1000:.1f} + {cpu['fake_api'] * 1000:.1f} + "
+            f"{cpu['redis'] * 1000:.1f} |"
+        )
+    cpu_total = result["cpu_per_analysis_0ms"]
+    queries = pieces["run"]["queries"]
+    lines += [
+        "",
+        f"At 0 ms the pipeline needs {cpu_total * 1000:.1f} ms of CPU per "
+        f"analysis across all processes, so {cpus} CPUs to itself could run at "
+        f"most {cpus / cpu_total:.0f} analyses/s; 160/s would need "
+        f"{160 * cpu_total:.1f} CPUs.",
+        "",
+        "Where a worker process's time goes at 0 ms, per analysis, from the "
+        "worker's own log lines (8 processes share the CPUs, so these include "
+        "waiting for one):",
+        "",
+        "| piece | ms per analysis |",
+        "|---|---:|",
+        f"| worker process time (8 × span ÷ N) | {split['slot'] * 1000:.1f} |",
+        f"| task runtime (Celery's *succeeded in*, mean) | "
+        f"{split['task_mean'] * 1000:.1f} |",
+        f"| — API call (the backend's *done in*, mean) | "
+        f"{split['api_mean'] * 1000:.1f} |",
+        f"| — our code and the database (the rest of the task) | "
+        f"{split['ours_and_db'] * 1000:.1f} |",
+        f"| broker and worker overhead (outside the task) | "
+        f"{split['broker_and_worker'] * 1000:.1f} |",
+        "",
+        "The same pieces timed alone in one process, nothing else of the "
+        "pipeline running (medians):",
+        "",
+        "| piece | wall ms | CPU ms |",
+        "|---|---:|---:|",
+        "| API call (`CloudinaryBackend.analyze`, fake API at 0 ms) "
+        f"| {pieces['api']['wall'] * 1000:.2f} | {pieces['api']['cpu'] * 1000:.2f} |",
+        f"| `services.run` with the memory backend ({median(queries):.0f} "
+        "queries: claim, load, digest, store result and tags, verdict) "
+        f"| {pieces['run']['wall'] * 1000:.2f} | {pieces['run']['cpu'] * 1000:.2f} |",
+        "| publishing one task message (`services.enqueue`) "
+        f"| {pieces['publish']['wall'] * 1000:.2f} "
+        f"| {pieces['publish']['cpu'] * 1000:.2f} |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if _common.is_child():
+        _common.child_main(
+            {"prepare": _prepare, "schedule": _schedule, "pieces": _pieces}
+        )
+    else:
+        outcome = main()
+        sys.exit(0 if all(outcome["targets_met"].values()) else 1)
