@@ -1,0 +1,1 @@
+"""A site app whose AnalysisMeta is wrong: the system checks must refuse it."""
