@@ -147,7 +147,9 @@ def _summary(analysis_type: str, analysis: dict[str, Any]) -> str:
 def _command(argv: list[str]) -> str:
     exe = Path(sys.executable)
     shown = str(exe.relative_to(ROOT)) if exe.is_relative_to(ROOT) else "python"
-    return shlex.join([shown, "bench/local_backend.py", *argv])
+    # --no-write does not change the numbers; leave it out of the recipe.
+    shown_args = [a for a in argv if a != "--no-write"]
+    return shlex.join([shown, "bench/local_backend.py", *shown_args])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
