@@ -145,6 +145,25 @@ def integration_settings(environ: Mapping[str, str] = os.environ) -> dict[str, A
     return values
 
 
+#: Subprocesses log everything at DEBUG to stderr (the suite's log files),
+#: so the secrets scan reads what a verbose production log would hold.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}
+    },
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "level": "DEBUG",
+        }
+    },
+    "root": {"handlers": ["stderr"], "level": "DEBUG"},
+}
+ROOT_URLCONF = "tests.integration.urls"
+
 globals().update(integration_settings())
 if os.environ.get(ENV_SQLITE) or os.environ.get(ENV_POSTGRES):
     DATABASES = {"default": database_settings()}
