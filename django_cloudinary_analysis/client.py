@@ -73,6 +73,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.cloudinary.com/v2/analysis/{cloud_name}"
+#: Answers are a few kilobytes; anything this large is a fault, not a result.
+DEFAULT_MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 #: (connect, read) seconds.
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 60.0)
 #: HTTP statuses worth retrying; every other error status is final.
@@ -447,6 +449,7 @@ class AnalyzeClient:
         session: requests.Session | None = None,
         retry: RetryPolicy | None = None,
         user_agent: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if not isinstance(cloud_name, str) or not cloud_name.strip():
             raise ConfigurationError("cloud_name is missing")
@@ -488,6 +491,7 @@ class AnalyzeClient:
         self.timeout = _normalise_timeout(timeout)
         self.retry = retry
         self.user_agent = user_agent or USER_AGENT
+        self.max_response_bytes = max_response_bytes
         self._owns_session = session is None
         self.session = session if session is not None else self._new_session()
         self._headers = {
@@ -892,11 +896,12 @@ class AnalyzeClient:
                 auth=self._auth,
                 timeout=self.timeout,
                 allow_redirects=False,
+                stream=True,
             )
+            status = response.status_code
+            content = self._read_capped(response)
         except requests.exceptions.RequestException as exc:
             raise self._translate(exc, method, path) from None
-        status = response.status_code
-        content = response.content
         body, decode_error = self._decode(content)
         request_id = self._request_id(body, response)
         if logger.isEnabledFor(logging.DEBUG):
@@ -916,6 +921,30 @@ class AnalyzeClient:
                     return parsed
             raise self._unexpected(status, content, decode_error, request_id)
         raise self._error(status, body, content, decode_error, request_id, response)
+
+    def _read_capped(self, response: requests.Response) -> bytes:
+        """Read the body, refusing one larger than ``max_response_bytes``."""
+        limit = self.max_response_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            response.close()
+            raise self._too_large(response.status_code, int(declared))
+        chunks, size = [], 0
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise self._too_large(response.status_code, size)
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, status: int, size: int) -> UnexpectedResponse:
+        return UnexpectedResponse(
+            f"the response body is too large ({size} bytes or more; the limit "
+            f"is {self.max_response_bytes})",
+            status_code=status,
+            code="response_too_large",
+        )
 
     @staticmethod
     def _decode(content: bytes) -> tuple[Any, json.JSONDecodeError | None]:

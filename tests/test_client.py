@@ -1209,3 +1209,26 @@ def test_a_given_session_keeps_its_own_settings():
     session = requests.Session()
     c = AnalyzeClient(CLOUD, oauth_token=TOKEN, session=session)
     assert c.session.trust_env is True
+
+
+@responses.activate
+def test_a_huge_body_is_refused_without_reading_it_all(client):
+    client.max_response_bytes = 1000
+    body = json.dumps(sample_response("google_tagging")) + " " * 5000
+    responses.add(responses.POST, f"{BASE}/analyze/google_tagging", body=body)
+    with pytest.raises(UnexpectedResponse) as info:
+        client.google_tagging("https://example.com/a.jpg")
+    assert info.value.code == "response_too_large"
+    assert not info.value.retryable
+    assert "too large" in str(info.value)
+
+
+@responses.activate
+def test_a_body_under_the_cap_is_read(client):
+    client.max_response_bytes = 100_000
+    responses.add(
+        responses.POST,
+        f"{BASE}/analyze/google_tagging",
+        json=sample_response("google_tagging"),
+    )
+    assert client.google_tagging("https://example.com/a.jpg").analysis
