@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from django_cloudinary_analysis import analyses as registry
@@ -62,6 +62,10 @@ RERUN_MISSING = "missing"  # only combinations never analysed for this file
 RERUN_FAILED = "failed"  # only those whose newest analysis failed or was skipped
 RERUN_UNSUCCESSFUL = "unsuccessful"  # missing, failed or skipped
 RERUN_ALL = "all"  # everything, and never reuse an earlier result (force)
+
+
+#: Seconds a copy waits before looking for the result of its in-flight twin.
+DUPLICATE_WAIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -235,8 +239,12 @@ def forget(obj: Model) -> None:
 # -- running ----------------------------------------------------------------
 
 
-def run(analysis_id: int, *, task_id: str = "") -> RunOutcome:
+def run(analysis_id: int, *, task_id: str = "", can_wait: bool = True) -> RunOutcome:
     """Claim one analysis and take it as far as it goes (worker side).
+
+    ``can_wait`` says whether the caller can come back later (a worker can; an
+    in-process eager task cannot): without it, a quota block fails the
+    analysis with its reason and a duplicate in flight is not waited for.
 
     The claim is a conditional UPDATE: a second delivery of the same work
     finds nothing to claim, except the redelivery of the very message whose
@@ -272,7 +280,7 @@ def run(analysis_id: int, *, task_id: str = "") -> RunOutcome:
         return RunOutcome("noop")
     analysis = Analysis.objects.select_related("content_type").get(pk=analysis_id)
     try:
-        return _run_claimed(analysis)
+        return _run_claimed(analysis, can_wait=can_wait)
     except Exception as exc:
         # A bug or an unexpected library error: never leave the row running.
         logger.exception(
@@ -294,7 +302,7 @@ def _load_object(analysis: Analysis) -> Model | None:
     return model._default_manager.filter(pk=analysis.object_id).first()
 
 
-def _run_claimed(analysis: Analysis) -> RunOutcome:
+def _run_claimed(analysis: Analysis, *, can_wait: bool) -> RunOutcome:
     obj = _load_object(analysis)
     if obj is None:
         return _finish(
@@ -323,7 +331,18 @@ def _run_claimed(analysis: Analysis) -> RunOutcome:
         )
     blocked_until = quota_blocked_until(analysis.analysis_type)
     if blocked_until is not None:
-        return _wait_for_quota(analysis, blocked_until)
+        reason = f"the add-on quota is exhausted until {blocked_until.isoformat()}"
+        if not can_wait:
+            return _finish(
+                analysis,
+                AnalysisStatus.FAILED,
+                code="quota_exhausted",
+                message=f"{reason}; tasks run in-process, so nothing waits for "
+                "the reset: run it again afterwards",
+                obj=obj,
+            )
+        delay = max((blocked_until - timezone.now()).total_seconds(), 1.0)
+        return _defer(analysis, "quota_exhausted", reason, delay)
 
     try:
         media = get_resolver()(obj, analysis.field_name)
@@ -338,6 +357,14 @@ def _run_claimed(analysis: Analysis) -> RunOutcome:
                 donor = _reusable(analysis)
                 if donor is not None:
                     return _reuse(analysis, donor, obj)
+                leader = _duplicate_in_flight(analysis) if can_wait else None
+                if leader is not None:
+                    return _defer(
+                        analysis,
+                        "duplicate_in_flight",
+                        f"waiting for analysis {leader} of the same content",
+                        DUPLICATE_WAIT,
+                    )
         notification_url = _notification_url(analysis.analysis_type, backend)
         result = backend.analyze(
             analysis.analysis_type,
@@ -388,6 +415,30 @@ def _reusable(analysis: Analysis) -> Analysis | None:
         )
         .exclude(pk=analysis.pk)
         .order_by("-finished_at", "-pk")
+        .first()
+    )
+
+
+def _duplicate_in_flight(analysis: Analysis) -> int | None:
+    """Another analysis of the same content being sent right now, if any.
+
+    Copies of one file uploaded together would each be billed; the one with
+    the lowest id goes ahead and the others wait to reuse its result. An
+    async one already waiting for its webhook leads whatever its id.
+    """
+    recent = timezone.now() - timedelta(seconds=app_settings.ASYNC_DEADLINE)
+    return (
+        Analysis.objects.filter(
+            content_key=analysis.content_key,
+            analysis_type=analysis.analysis_type,
+            params_hash=analysis.params_hash,
+            started_at__gte=recent,
+        )
+        .filter(
+            Q(status=AnalysisStatus.RUNNING, pk__lt=analysis.pk)
+            | Q(status=AnalysisStatus.WAITING)
+        )
+        .values_list("pk", flat=True)
         .first()
     )
 
@@ -673,30 +724,15 @@ def record_limits(
         )
 
 
-def _wait_for_quota(analysis: Analysis, until: datetime) -> RunOutcome:
-    delay = max((until - timezone.now()).total_seconds(), 1.0)
-    # Waiting for a quota is not an attempt: give the claim's increment back.
+def _defer(analysis: Analysis, code: str, reason: str, delay: float) -> RunOutcome:
+    """Put a claimed analysis back for later; waiting is not an attempt."""
     Analysis.objects.filter(pk=analysis.pk, status=AnalysisStatus.RUNNING).update(
         status=AnalysisStatus.RETRYING,
         attempts=F("attempts") - 1,
-        error_code="quota_exhausted",
-        error_message=f"the add-on quota is exhausted until {until.isoformat()}",
+        error_code=code,
+        error_message=reason,
     )
-    return RunOutcome("quota_blocked", retry_in=delay)
-
-
-def give_up_on_quota(analysis_id: int) -> RunOutcome:
-    """Fail an analysis blocked by a quota when nothing can wait for the reset."""
-    analysis = Analysis.objects.select_related("content_type").get(pk=analysis_id)
-    return _finish(
-        analysis,
-        AnalysisStatus.FAILED,
-        code="quota_exhausted",
-        message=f"{analysis.error_message}; tasks run in-process, so nothing "
-        "waits for the reset: run it again afterwards",
-        obj=_load_object(analysis),
-        from_statuses=(AnalysisStatus.RETRYING,),
-    )
+    return RunOutcome(code, retry_in=delay)
 
 
 # -- async analyses -----------------------------------------------------------

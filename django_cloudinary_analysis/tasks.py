@@ -22,14 +22,13 @@ logger = logging.getLogger(__name__)
 )
 def run_analysis(self, analysis_id: int) -> Any:  # type: ignore[no-untyped-def]
     """Run one analysis; come back later when services asks for a retry."""
-    outcome = services.run(analysis_id, task_id=self.request.id or "")
+    eager = bool(self.request.is_eager)
+    outcome = services.run(
+        analysis_id, task_id=self.request.id or "", can_wait=not eager
+    )
     if outcome.retry_in is None:
         return outcome.status
-    if self.request.is_eager and outcome.status == "quota_blocked":
-        # In-process tasks cannot wait for a quota reset without blocking the
-        # request: leave a visible reason instead of spinning.
-        return services.give_up_on_quota(analysis_id).status
-    if self.request.is_eager:
+    if eager:
         # In-process, Celery re-applies a returned Retry at once; a raised one
         # would escape into the caller's request when eager errors propagate.
         return self.retry(countdown=outcome.retry_in, throw=False)

@@ -461,7 +461,7 @@ def test_exhausted_quota_stops_calls_until_reset(image_file, memory_backend):
     photo = Photo.objects.create(image=image_file())
     moderation = photo.analyses.get(analysis_type="ai_vision_moderation")
     outcome = services.run(moderation.pk)
-    assert outcome.status == "quota_blocked"
+    assert outcome.status == "quota_exhausted"
     assert 200 < outcome.retry_in <= 300
     moderation.refresh_from_db()
     assert moderation.status == "retrying" and moderation.attempts == 0
@@ -588,3 +588,44 @@ def test_crash_in_backend_leaves_a_visible_failure(save, image_file, settings):
 class BrokenBackend(MemoryBackend):
     def run(self, *args, **kwargs):
         raise RuntimeError("kaput")
+
+
+def test_a_copy_waits_for_its_twin_in_flight(image_file, memory_backend):
+    first = Photo.objects.create(image=ContentFile(png_bytes(9), name="a.png"))
+    second = Photo.objects.create(image=ContentFile(png_bytes(9), name="b.png"))
+    leader = first.analyses.get(analysis_type="google_tagging")
+    follower = second.analyses.get(analysis_type="google_tagging")
+    # The leader is being sent by another worker right now.
+    Analysis.objects.filter(pk=leader.pk).update(
+        status="running", started_at=timezone.now(), content_key=""
+    )
+    services.run(first.analyses.get(analysis_type="image_quality").pk)
+    key = Analysis.objects.exclude(content_key="").values_list(
+        "content_key", flat=True
+    )[0]
+    Analysis.objects.filter(pk=leader.pk).update(content_key=key)
+
+    outcome = services.run(follower.pk)
+    assert outcome.status == "duplicate_in_flight" and outcome.retry_in > 0
+    follower.refresh_from_db()
+    assert follower.status == "retrying" and follower.attempts == 0
+    assert f"analysis {leader.pk}" in follower.error_message
+    assert [c.analysis_type for c in memory_backend.calls] == ["image_quality"]
+
+    # The leader finishes; the follower then reuses its result, no call.
+    Analysis.objects.filter(pk=leader.pk).update(status="queued")
+    assert services.run(leader.pk).status == "succeeded"
+    assert services.run(follower.pk).status == "reused"
+    assert len(memory_backend.calls) == 2
+
+
+def test_in_process_tasks_do_not_wait_for_twins(image_file, memory_backend):
+    first = Photo.objects.create(image=ContentFile(png_bytes(9), name="a.png"))
+    second = Photo.objects.create(image=ContentFile(png_bytes(9), name="b.png"))
+    leader = first.analyses.get(analysis_type="google_tagging")
+    services.run(leader.pk)
+    Analysis.objects.filter(pk=leader.pk).update(status="running")
+    follower = second.analyses.get(analysis_type="google_tagging")
+    # Nothing can come back later in-process: it is sent rather than deferred.
+    assert services.run(follower.pk, can_wait=False).status == "succeeded"
+    assert len(memory_backend.calls) == 2
