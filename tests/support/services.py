@@ -116,6 +116,27 @@ def _tail(path: Path | None, lines: int = 40) -> str:
     return "\n".join(text[-lines:])
 
 
+def _exited_unreaped(process: subprocess.Popen[Any], timeout: float) -> bool:
+    """Wait until ``process`` exits, leaving it unreaped; return whether it did.
+
+    An unreaped (zombie) leader keeps its pid, and so its process group id,
+    from being reused: signalling the group stays safe until ``wait()``.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            info = os.waitid(
+                os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT
+            )
+        except ChildProcessError:  # already reaped elsewhere
+            return True
+        if info is not None and info.si_pid == process.pid:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
 def _terminate(
     process: subprocess.Popen[Any] | None,
     sig: int = signal.SIGTERM,
@@ -124,22 +145,23 @@ def _terminate(
     group: bool = False,
 ) -> None:
     """Send ``sig``, wait, then SIGKILL (the whole group when ``group``)."""
-    if process is None:
+    if process is None or process.returncode is not None:
+        # Reaped already: its pid may belong to another process group now
+        # (PostgreSQL backends lead their own), so signal nothing.
         return
-    if process.poll() is None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, sig)
+    if not _exited_unreaped(process, timeout):
+        logger.warning("pid %s ignored signal %s: killing it", process.pid, sig)
         with contextlib.suppress(ProcessLookupError):
-            process.send_signal(sig)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("pid %s ignored signal %s: killing it", process.pid, sig)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            process.wait(10)
+            os.kill(process.pid, signal.SIGKILL)
+        _exited_unreaped(process, 10)
     if group:
-        # Pool children of a killed main process must not outlive the test.
+        # Pool children of a killed main process must not outlive the test;
+        # the leader is not reaped yet, so the group id is still ours.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
+    process.wait(10)
 
 
 class RedisServer:
@@ -571,7 +593,13 @@ class CeleryWorker:
 
     def is_alive(self) -> bool:
         """Return whether the main process is running."""
-        return self.process is not None and self.process.poll() is None
+        # Not poll(): reaping a dead leader would free its pid, and stop()
+        # could then no longer sweep the pool left behind in its group.
+        return (
+            self.process is not None
+            and self.process.returncode is None
+            and not _exited_unreaped(self.process, 0)
+        )
 
     def start(self) -> CeleryWorker:
         """Start the worker and wait for its "ready." log line."""
@@ -625,18 +653,20 @@ class CeleryWorker:
 
     def kill(self, sig: int = signal.SIGKILL, *, group: bool = True) -> None:
         """Send ``sig`` to the worker (and its pool: ``group``) and reap it."""
-        if self.process is None:
-            return
+        if self.process is None or self.process.returncode is not None:
+            return  # reaped: its pid is no longer ours to signal
         with contextlib.suppress(ProcessLookupError, PermissionError):
             if group:
                 os.killpg(self.process.pid, sig)
             else:
-                self.process.send_signal(sig)
+                os.kill(self.process.pid, sig)
         if sig == signal.SIGKILL:
-            # Reap the main process; sweep the group again for late forks.
-            self.process.wait(30)
+            # Sweep the group again for late forks while the dead leader
+            # still holds the group id, then reap it.
+            _exited_unreaped(self.process, 30)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Warm shutdown (SIGTERM: finish running tasks), SIGKILL after timeout."""
