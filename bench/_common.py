@@ -328,6 +328,14 @@ def _proc_table() -> dict[int, tuple[int, float]]:
     return table
 
 
+def machine_busy_seconds() -> float:
+    """Return the CPU seconds all CPUs spent busy since boot (from /proc/stat)."""
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 def tree_cpu_seconds(roots: dict[str, int | None]) -> dict[str, float]:
     """Return the CPU seconds each root process and its descendants used so far.
 
@@ -349,8 +357,36 @@ def tree_cpu_seconds(roots: dict[str, int | None]) -> dict[str, float]:
     return totals
 
 
+def enqueue_batched(analysis_ids: Sequence[int]) -> None:
+    """Publish like ``services.enqueue``, through one producer and one batch.
+
+    Not the library's code: the change the benchmarks propose for
+    ``services.enqueue``, timed beside it. kombu ≥ 5.7's ``Producer.batch``
+    sends all the messages in one Redis pipeline (one round trip, one client);
+    older kombu publishes them one by one through the one producer.
+    """
+    from django_cloudinary_analysis.conf import app_settings
+    from django_cloudinary_analysis.tasks import run_analysis
+
+    options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+    with run_analysis.app.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+        with batch() if batch is not None else contextlib.nullcontext():
+            for analysis_id in analysis_ids:
+                run_analysis.apply_async((analysis_id,), producer=producer, **options)
+
+
 def peak_rss_mb() -> float:
     """Return this process's peak resident set size in MB (ru_maxrss)."""
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def current_rss_mb() -> float:
+    """Return this process's resident set size now, in MB (VmRSS)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0

@@ -30,8 +30,8 @@ from tests.settings import REST_FRAMEWORK as _TEST_REST_FRAMEWORK
 
 #: Environment variable: the level of the app's logger (``INFO`` by default).
 ENV_LOG_LEVEL = "DCA_BENCH_LOG_LEVEL"
-#: Environment variable: ``CONN_MAX_AGE`` of the database (seconds or ``none``).
-ENV_CONN_MAX_AGE = "DCA_BENCH_CONN_MAX_AGE"
+#: Environment variable: Celery's ``CELERY_DB_REUSE_MAX`` (tasks per connection).
+ENV_DB_REUSE_MAX = "DCA_BENCH_DB_REUSE_MAX"
 
 INSTALLED_APPS = [*_TEST_APPS, "bench.benchapp"]
 ROOT_URLCONF = "bench.benchapp.urls"
@@ -43,11 +43,11 @@ if not (os.environ.get("TESTS_SQLITE_PATH") or os.environ.get("TESTS_POSTGRES_DS
     os.makedirs(_default_dir, exist_ok=True)
     os.environ["TESTS_SQLITE_PATH"] = os.path.join(_default_dir, "bench.sqlite3")
 DATABASES = {"default": database_settings()}
-if os.environ.get(ENV_CONN_MAX_AGE):
-    # Celery's Django fixup closes "obsolete" connections after every task;
-    # with the default 0 a worker reconnects for each analysis.
-    _age = os.environ[ENV_CONN_MAX_AGE]
-    DATABASES["default"]["CONN_MAX_AGE"] = None if _age == "none" else int(_age)
+if os.environ.get(ENV_DB_REUSE_MAX):
+    # Celery's Django fixup closes every database connection before and after
+    # each task unless this is set, whatever CONN_MAX_AGE says: a worker would
+    # reconnect (and PostgreSQL fork a backend) for every analysis.
+    CELERY_DB_REUSE_MAX = int(os.environ[ENV_DB_REUSE_MAX])
 
 CLOUDINARY_ANALYSIS = analysis_settings()
 globals().update(celery_settings())
