@@ -16,8 +16,6 @@ import io
 import json
 import logging
 import os
-import re
-import signal
 import subprocess
 import sys
 import time
@@ -478,15 +476,3 @@ def tag_duplicates() -> int:
         .filter(n__gt=1)
     )
     return sum(row["n"] - 1 for row in rows)
-
-
-def terminate_group(pid: int) -> None:
-    """SIGKILL a process group we started."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def log_tail(text: str, pattern: str, lines: int = 5) -> list[str]:
-    """Return the last ``lines`` lines of ``text`` matching ``pattern``."""
-    regex = re.compile(pattern)
-    return [line for line in text.splitlines() if regex.search(line)][-lines:]

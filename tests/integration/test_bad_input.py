@@ -390,11 +390,6 @@ def test_misconfigured_models_fail_the_system_checks() -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="the client reads and stores any response body, however large "
-    "(docs/reliability.md, 'Known gaps')",
-    strict=False,
-)
 def test_huge_response_body_is_refused_with_a_reason(it: It) -> None:
     size = 20_000_000
     it.fake.add_fault(
