@@ -376,8 +376,27 @@ def enqueue_batched(analysis_ids: Sequence[int]) -> None:
                 run_analysis.apply_async((analysis_id,), producer=producer, **options)
 
 
+def _status_mb(field: str) -> float | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
-    """Return this process's peak resident set size in MB (ru_maxrss)."""
+    """Return this process's peak resident set size in MB.
+
+    VmHWM, not ``ru_maxrss``: Linux carries the high-water mark of the
+    process that forked (here the benchmark runner) across ``exec`` into
+    ``ru_maxrss``, so a small child would report its parent's size.
+    """
+    peak = _status_mb("VmHWM")
+    if peak is not None:
+        return peak
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -385,8 +404,4 @@ def peak_rss_mb() -> float:
 
 def current_rss_mb() -> float:
     """Return this process's resident set size now, in MB (VmRSS)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mb("VmRSS") or 0.0

@@ -8,8 +8,8 @@ nothing is queued while creating them); then a fresh process runs
 ``manage.py analyze_media benchapp.MediaPhoto --type google_tagging``, which
 creates one analysis per object and publishes one task per analysis to a
 real ``redis-server`` (no worker runs: only the scheduling is measured).
-That process reports its time and its peak RSS (``ru_maxrss``), and the RSS
-it had before the command started.
+That process reports its time and its peak RSS (VmHWM: ``ru_maxrss`` would
+include the runner that forked it), and its RSS before and after.
 
 Target: peak RSS(100k) ≤ 1.2 × peak RSS(10k). Objects/s is reported.
 ``main(argv)`` returns the numbers as a dict for ``bench/run_all.py``.
@@ -207,9 +207,10 @@ def render(result: dict[str, Any]) -> str:
         f"benchapp.MediaPhoto --type {result['analysis_type']}` (batches of "
         f"{result['batch_size']}), which creates one analysis per object and "
         "publishes one task per analysis to a real `redis-server` (no worker: "
-        "only the scheduling is measured). Peak RSS is that process's "
-        "`ru_maxrss`; *before* is its peak when the command started (Django and "
-        "the app loaded).",
+        "only the scheduling is measured). Peak RSS is that process's high-water "
+        "mark (`VmHWM`; Linux's `ru_maxrss` keeps the forking runner's across "
+        "`exec`); *peak before* is the same when the command started (Django "
+        "and the app loaded).",
         "",
         "| objects | seconds | objects/s | CPU ms per object | analyses | "
         "messages | peak RSS MB | peak before MB | RSS before → after MB |",

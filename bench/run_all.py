@@ -260,7 +260,13 @@ def write_docs(
         "Written by `bench/run_all.py`; edit the benchmark modules, not this file.",
         "",
         f"Last run: `{make}` (runs `{shown}`), benchmarks "
-        f"{', '.join(ran)} in {elapsed / 60:.1f} min on "
+        f"{', '.join(ran)}"
+        + (
+            ""
+            if len(ran) == len(BENCHMARKS)
+            else " (the others' rows and sections are from earlier runs)"
+        )
+        + f" in {elapsed / 60:.1f} min on "
         f"{_common.machine_text(machine, round(os.getloadavg()[0], 2))}. The "
         "machine is shared with other jobs, so absolute times are noisy; every "
         "ratio is measured side by side in one run (interleaved or paired), "
@@ -271,12 +277,17 @@ def write_docs(
         "| # | figure | result | target | met |",
         "|---|---|---|---|---|",
     ]
+    new_rows: dict[str, list[str]] = {}
     for row in rows:
         met = {True: "yes", False: "**no**", None: ""}[row["met"]]
-        lines.append(
+        new_rows.setdefault(row["number"], []).append(
             f"| {row['number']} | {row['figure']} | {row['result']} "
             f"| {row['target'] or '–'} | {met or '–'} |"
         )
+    # Benchmarks left out with --only keep their rows from the last run.
+    old_rows = _old_summary_rows(old_sections.get("## Summary", ""))
+    for number, _name, _heading in BENCHMARKS:
+        lines += new_rows.get(number) or old_rows.get(number, [])
     lines.append("")
     body = "\n".join(lines) + "\n"
     for _number, name, heading in BENCHMARKS:
@@ -290,6 +301,15 @@ def write_docs(
             body += "\n" + section.rstrip("\n") + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(body)
+
+
+def _old_summary_rows(section: str) -> dict[str, list[str]]:
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        cells = line.split("|")
+        if len(cells) > 2 and cells[1].strip().isdigit():
+            rows.setdefault(cells[1].strip(), []).append(line)
+    return rows
 
 
 def _render(name: str, outcome: dict[str, Any], old_section: str) -> str | None:
