@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from django_cloudinary_analysis import analyses as registry
@@ -350,21 +350,26 @@ def _run_claimed(analysis: Analysis, *, can_wait: bool) -> RunOutcome:
             key = analysis.content_key or _sibling_content_key(analysis)
             if not key:
                 key = content_key(media)
-            if key != analysis.content_key:
-                analysis.content_key = key
-                Analysis.objects.filter(pk=analysis.pk).update(content_key=key)
+            analysis.content_key = key
+            twin = None
             if analysis.allow_reuse:
                 donor = _reusable(analysis)
                 if donor is not None:
                     return _reuse(analysis, donor, obj)
-                leader = _duplicate_in_flight(analysis) if can_wait else None
-                if leader is not None:
-                    return _defer(
-                        analysis,
-                        "duplicate_in_flight",
-                        f"waiting for analysis {leader} of the same content",
-                        DUPLICATE_WAIT,
-                    )
+            if analysis.allow_reuse and can_wait:
+                twin = _lead_or_follow(analysis)
+            else:
+                Analysis.objects.filter(pk=analysis.pk).update(content_key=key)
+            if twin is not None:
+                donor = _reusable(analysis)  # the twin may have just finished
+                if donor is not None:
+                    return _reuse(analysis, donor, obj)
+                return _defer(
+                    analysis,
+                    "duplicate_in_flight",
+                    f"waiting for analysis {twin} of the same content",
+                    DUPLICATE_WAIT,
+                )
         notification_url = _notification_url(analysis.analysis_type, backend)
         result = backend.analyze(
             analysis.analysis_type,
@@ -419,28 +424,51 @@ def _reusable(analysis: Analysis) -> Analysis | None:
     )
 
 
-def _duplicate_in_flight(analysis: Analysis) -> int | None:
-    """Another analysis of the same content being sent right now, if any.
+def _lead_or_follow(analysis: Analysis) -> int | None:
+    """Become the one analysis sending this content, or name the one that is.
 
-    Copies of one file uploaded together would each be billed; the one with
-    the lowest id goes ahead and the others wait to reuse its result. An
-    async one already waiting for its webhook leads whatever its id.
+    Copies of one file uploaded together would each be billed. Storing the
+    content key marks the sender; it is stored only when no other analysis of
+    the same content, type and extras is in flight, in one conditional UPDATE
+    (and, on PostgreSQL, under an advisory lock on the key), so of two copies
+    looking at the same moment exactly one sends and the other waits to reuse
+    its result.
     """
     recent = timezone.now() - timedelta(seconds=app_settings.ASYNC_DEADLINE)
-    return (
+    twins = (
         Analysis.objects.filter(
             content_key=analysis.content_key,
             analysis_type=analysis.analysis_type,
             params_hash=analysis.params_hash,
-            started_at__gte=recent,
         )
         .filter(
-            Q(status=AnalysisStatus.RUNNING, pk__lt=analysis.pk)
-            | Q(status=AnalysisStatus.WAITING)
+            Q(
+                status__in=[AnalysisStatus.RUNNING, AnalysisStatus.WAITING],
+                started_at__gte=recent,
+            )
+            # one that finished since the caller looked for a result to reuse
+            | Q(status=AnalysisStatus.SUCCEEDED)
         )
-        .values_list("pk", flat=True)
-        .first()
+        .exclude(pk=analysis.pk)
     )
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            lock = "|".join(
+                (analysis.content_key, analysis.analysis_type, analysis.params_hash)
+            )
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock])
+        led = (
+            Analysis.objects.filter(pk=analysis.pk)
+            .filter(~Exists(twins))
+            .update(content_key=analysis.content_key)
+        )
+    if led:
+        return None
+    twin = twins.values_list("pk", flat=True).first()
+    if twin is None:  # it finished in between: send, or reuse next time
+        Analysis.objects.filter(pk=analysis.pk).update(content_key=analysis.content_key)
+    return twin
 
 
 def _reuse(analysis: Analysis, donor: Analysis, obj: Model) -> RunOutcome:

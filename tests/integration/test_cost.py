@@ -126,12 +126,6 @@ def test_identical_uploads_are_billed_once_and_resaves_cost_nothing(it: It) -> N
     )
 
 
-@pytest.mark.xfail(
-    reason="the lowest-id copy leads only once its content key is stored: a "
-    "higher-id copy that looks before then is sent too (docs/reliability.md, "
-    "'Known gaps')",
-    strict=False,
-)
 @BOTH_DATABASES
 def test_concurrent_identical_uploads_are_billed_once(it: It) -> None:
     uploads, distinct, types = 100, 20, 2
