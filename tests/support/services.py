@@ -320,7 +320,9 @@ class PostgresServer:
         found = Path(bindir) if bindir else find_postgres_bindir()
         extra = [found] if found else []
         self.initdb = which_or_skip("initdb", "postgresql", extra_dirs=extra)
-        self.bindir = Path(self.initdb).parent
+        # Resolved: a PATH symlink (/usr/local/bin/initdb here) would hide
+        # the real bindir's other tools, pg_isready among them.
+        self.bindir = Path(self.initdb).resolve().parent
         self.host = LOOPBACK
         self.port = port or 0
         self.user = user
@@ -453,11 +455,21 @@ class PostgresServer:
         """Return whether the server accepts connections (``pg_isready``)."""
         pg_isready = self.bindir / "pg_isready"
         if not pg_isready.exists():
+            # Not a bare TCP connect: the postmaster accepts before recovery
+            # ends and answers "the database system is starting up".
             try:
-                socket.create_connection((self.host, self.port), timeout=1).close()
-                return True
-            except OSError:
+                import psycopg
+            except ImportError:
+                try:
+                    socket.create_connection((self.host, self.port), timeout=1).close()
+                    return True
+                except OSError:
+                    return False
+            try:
+                psycopg.connect(self.dsn, connect_timeout=2).close()
+            except psycopg.OperationalError:
                 return False
+            return True
         result = subprocess.run(
             [str(pg_isready), "-q", "-h", self.host, "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
