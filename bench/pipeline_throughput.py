@@ -350,13 +350,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 400 and 200")
     parser.add_argument("-n", type=int, help="analyses at 50 ms (default 2000)")
-    parser.add_argument("--n0", type=int, help="analyses at 0 ms (default N/2)")
+    parser.add_argument("--n0", type=int, help="analyses at 0 ms (default 600)")
     parser.add_argument("--calls", type=int, help="calls per piece timed alone")
     args = parser.parse_args(argv)
     n = args.n or (400 if args.quick else 2000)
-    n0 = args.n0 or n // 2
+    # At 0 ms the run measures CPU per analysis, which needs fewer of them.
+    n0 = args.n0 or (200 if args.quick else 600)
     n, n0 = n + n % 2, n0 + n0 % 2
-    calls = args.calls or (60 if args.quick else 200)
+    calls = args.calls or (60 if args.quick else 120)
 
     info = _common.machine()
     svc = _common.services()

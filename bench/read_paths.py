@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, help="requests per page and size")
     args = parser.parse_args(argv)
     analyses = args.analyses or (10_000 if args.quick else 100_000)
-    rounds = args.rounds or (5 if args.quick else 7)
+    rounds = args.rounds or 5
     warmup = 1 if args.quick else 2
 
     info = _common.machine()
