@@ -616,15 +616,11 @@ def _notes(result: dict[str, Any]) -> list[str]:
         "should set it too (worth a line in the deployment docs).",
         "",
         f"What could change in `services.py` (not applied): of the {queries} "
-        "queries of one analysis, four are avoidable —",
+        "queries of one analysis, three are avoidable —",
         "",
         "- `quota_blocked_until` reads `QuotaState` for every analysis; a "
         'per-process cache of "nothing is blocked" for a second or two would '
         "do (a 429 writes the row, and the worker that got it waits anyway);",
-        "- `_run_claimed` writes `content_key` with its own UPDATE before the "
-        "API call; it can go with the final UPDATE of `apply_result`/`_finish` "
-        "(a sibling running at the same moment would then hash the file "
-        "itself);",
         "- `apply_result` and `_finish` call `analysis.refresh_from_db()` after "
         "an UPDATE whose values they already hold;",
         "- `update_verdict` prefetches the tags of every current analysis even "
@@ -632,7 +628,7 @@ def _notes(result: dict[str, Any]) -> list[str]:
         "`LABEL_RULES`; custom policies are promised them, so this needs a "
         "policy attribute saying whether it uses tags).",
         "",
-        "That would save about a quarter of the ORM's time per analysis — "
+        "That would save about a sixth of the ORM's time per analysis — "
         "welcome, but no answer to a 3–4× gap on 2 CPUs: at 50 ms a site "
         "reaches the latency limit with more CPUs for its workers, since "
         "throughput scales with them until then.",
