@@ -152,16 +152,18 @@ def stack(
 ) -> Iterator[Stack]:
     """Yield the database's web server and main worker (4 processes)."""
     log_dir = it_root / "logs"
+    # The web server's port is known before it starts: the stack's
+    # environment (webhook and media URLs) needs it, and it needs that.
+    web = harness.WebServer({}, log_dir / f"web-{live_db.kind}.log")
     stack = Stack(
         db=live_db,
         broker_url=redis_server.url,
         fake=fake_api,
         media_root=it_root / "media",
         log_dir=log_dir,
-        web=None,  # type: ignore[arg-type]
+        web=web,
     )
-    stack.web = harness.WebServer({}, log_dir / f"web-{live_db.kind}.log")
-    stack.web.env = stack.env()
+    web.env = stack.env()
     try:
         stack.web.start()
         stack.worker = stack.start_worker("main", concurrency=4)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,13 @@ def queue(name: str) -> Iterator[None]:
         yield
 
 
-def user(name: str, *, staff: bool = False, superuser: bool = False, perms=()) -> User:  # type: ignore[no-untyped-def]
+def user(
+    name: str,
+    *,
+    staff: bool = False,
+    superuser: bool = False,
+    perms: Iterable[str] = (),
+) -> User:
     """Create a user with the given model permissions (codenames)."""
     account = User.objects.create_user(
         name, password="pw", is_staff=staff or superuser, is_superuser=superuser
@@ -303,7 +310,8 @@ def test_no_secret_in_logs_rows_api_responses_admin_pages_or_exceptions(
     log_dir: Path = it.stack.log_dir
     for worker in it.stack.workers:
         SCAN.scan(f"log of worker {worker.log_path.name}", worker.log_text())
-    harness_handler_flush()
+    for handler in logging.getLogger().handlers:
+        handler.flush()  # this process's log file is scanned next
     for path in sorted(log_dir.iterdir()):
         SCAN.scan(f"log {path.name}", path.read_bytes())
 
@@ -326,11 +334,3 @@ def test_no_secret_in_logs_rows_api_responses_admin_pages_or_exceptions(
         f"{SCAN.total_hits} occurrences"
     )
     assert SCAN.total_hits == 0, dict(SCAN.hits)
-
-
-def harness_handler_flush() -> None:
-    """Flush the handlers writing this process's log file."""
-    import logging
-
-    for handler in logging.getLogger().handlers:
-        handler.flush()
