@@ -1,7 +1,8 @@
 """Run all six benchmarks, print each figure with its target, update the docs.
 
 Run: ``make bench`` (``.venv/bin/python bench/run_all.py``), or
-``make bench BENCH_ARGS=--quick`` for reduced sizes.
+``make bench BENCH_ARGS=--quick`` for reduced sizes (printed only: the docs
+keep the last full run unless ``--docs PATH`` says where to write).
 
 Each benchmark module's ``main(argv)`` runs in turn (``--quick`` is passed
 on) and returns a dict; the services the benchmarks share (redis-server,
@@ -68,8 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--docs",
         type=Path,
-        default=DOCS,
-        help="the file to write (default: %(default)s)",
+        help="the file to write (default: docs/benchmarks.md, which only a full "
+        "run writes: it holds the last full results)",
     )
     args = parser.parse_args(argv)
 
@@ -92,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         met = {True: "met", False: "MISSED", None: ""}[row["met"]]
         target = f"  (target {row['target']})" if row["target"] else ""
         print(f"  {row['number']}. {row['figure']}: {row['result']}{target}  {met}")
-    if not args.no_write:
-        write_docs(args.docs, outcomes, rows, argv, machine, elapsed)
-        print(f"wrote {args.docs}")
+    if args.quick and args.docs is None:
+        print("quick run: docs/benchmarks.md keeps the last full run")
+    elif not args.no_write:
+        path = args.docs or DOCS
+        write_docs(path, outcomes, rows, argv, machine, elapsed)
+        print(f"wrote {path}")
     return 1 if any("error" in o for o in outcomes.values()) else 0
 
 
