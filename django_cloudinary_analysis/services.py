@@ -32,6 +32,7 @@ from django_cloudinary_analysis.exceptions import (
     AnalysisError,
     RateLimitError,
     UnexpectedResponse,
+    UnknownAnalysisType,
 )
 from django_cloudinary_analysis.mixins import (
     AnalysisSpec,
@@ -319,6 +320,12 @@ def _run_claimed(analysis: Analysis, *, can_wait: bool) -> RunOutcome:
             code="content_replaced",
             message=f"the file was replaced ({analysis.file_name!r} → {current!r})",
             obj=obj,
+        )
+    try:
+        registry.get(analysis.analysis_type)
+    except UnknownAnalysisType as exc:  # a row written by hand or an old release
+        return _finish(
+            analysis, AnalysisStatus.FAILED, code=exc.code, message=str(exc), obj=obj
         )
     backend = get_backend()
     if not backend.supports(analysis.analysis_type):

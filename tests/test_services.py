@@ -629,3 +629,13 @@ def test_in_process_tasks_do_not_wait_for_twins(image_file, memory_backend):
     # Nothing can come back later in-process: it is sent rather than deferred.
     assert services.run(follower.pk, can_wait=False).status == "succeeded"
     assert len(memory_backend.calls) == 2
+
+
+def test_unknown_type_in_a_row_fails_with_its_code(image_file):
+    photo = Photo.objects.create(image=image_file())
+    analysis = photo.analyses.first()
+    Analysis.objects.filter(pk=analysis.pk).update(analysis_type="retired_type")
+    assert services.run(analysis.pk).status == "failed"
+    analysis.refresh_from_db()
+    assert analysis.error_code == "unknown_analysis_type"
+    assert "retired_type" in analysis.error_message
