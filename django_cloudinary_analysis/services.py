@@ -195,17 +195,25 @@ def schedule_many(
     return created
 
 
-def enqueue(analysis_ids: Iterable[int]) -> None:
-    """Send one ``run_analysis`` task per id to the broker.
+def enqueue(analysis_ids: Iterable[int], *, fan_out: bool = True) -> None:
+    """Send the analyses to the workers, one ``run_analysis`` task each.
 
-    One task per analysis keeps retries and parallelism per analysis; the
-    messages of one commit share a producer and, where kombu can batch
-    (5.7+, Redis), one round trip.
+    One task per analysis keeps retries and parallelism per analysis. From
+    the web process (``fan_out``), several ids travel as one
+    ``dispatch_analyses`` message that a worker fans out, so a save pays for
+    one publish whatever the number of analyses. Messages published together
+    share a producer and, where kombu can batch (5.7+, Redis), one round trip.
     """
-    from django_cloudinary_analysis.tasks import run_analysis
+    from django_cloudinary_analysis.tasks import dispatch_analyses, run_analysis
 
+    ids = list(analysis_ids)
     options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
-    if run_analysis.app.conf.task_always_eager:
+    eager = run_analysis.app.conf.task_always_eager
+    if fan_out and len(ids) > 1 and not eager:
+        dispatch_analyses.apply_async((ids,), **options)
+        return
+    analysis_ids = ids
+    if eager:
         for analysis_id in analysis_ids:
             run_analysis.apply_async((analysis_id,), **options)
         return
@@ -222,12 +230,16 @@ def content_changed(
     *,
     previous_status: str,
     status_written: bool,
+    created: bool = False,
 ) -> list[Analysis]:
     """React to new files on ``obj``: reset its verdict and queue analyses.
 
     Called after the object's row was saved; ``status_written`` says whether
-    that save already wrote ``moderation_status = pending``.
+    that save already wrote ``moderation_status = pending``. A new object has
+    no verdict to reset, so nothing is recorded for it.
     """
+    if created:
+        return schedule_many([obj], fields=fields, new_content=True)
     note = "new content in " + ", ".join(fields)
     _record_decision(
         obj,

@@ -36,6 +36,17 @@ def run_analysis(self, analysis_id: int) -> Any:  # type: ignore[no-untyped-def]
 
 
 @shared_task(
+    name="cloudinary_analysis.dispatch_analyses",
+    acks_late=True,
+    ignore_result=True,
+)
+def dispatch_analyses(analysis_ids: list[int]) -> int:
+    """Fan one commit's analyses out as one ``run_analysis`` task each."""
+    services.enqueue(analysis_ids, fan_out=False)
+    return len(analysis_ids)
+
+
+@shared_task(
     bind=True,
     name="cloudinary_analysis.poll_remote",
     acks_late=True,
