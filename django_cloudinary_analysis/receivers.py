@@ -66,6 +66,7 @@ def after_save(
             previous_status=instance._analysis_previous_status,
             status_written=update_fields is None
             or "moderation_status" in update_fields,
+            created=created,
         )
     written = file_snapshot(instance)
     if update_fields is not None:
