@@ -74,3 +74,6 @@ class PlainPhoto(models.Model):
 
     title = models.CharField(max_length=100, blank=True)
     image = models.ImageField(upload_to="plain/", blank=True)
+
+    def __str__(self) -> str:
+        return self.title or f"plain photo {self.pk}"

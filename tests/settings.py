@@ -63,9 +63,7 @@ DATABASES = {
     }
 }
 if os.environ.get("TESTS_POSTGRES_DSN"):
-    _dsn = dict(
-        part.split("=", 1) for part in os.environ["TESTS_POSTGRES_DSN"].split()
-    )
+    _dsn = dict(part.split("=", 1) for part in os.environ["TESTS_POSTGRES_DSN"].split())
     DATABASES["default"] = {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": _dsn.get("dbname", "postgres"),
