@@ -358,22 +358,15 @@ def tree_cpu_seconds(roots: dict[str, int | None]) -> dict[str, float]:
 
 
 def enqueue_batched(analysis_ids: Sequence[int]) -> None:
-    """Publish like ``services.enqueue``, through one producer and one batch.
+    """Publish one task message per id, batched: what a worker's fan-out does.
 
-    Not the library's code: the change the benchmarks propose for
-    ``services.enqueue``, timed beside it. kombu ≥ 5.7's ``Producer.batch``
-    sends all the messages in one Redis pipeline (one round trip, one client);
-    older kombu publishes them one by one through the one producer.
+    ``services.enqueue`` from the web process sends several ids as one
+    ``dispatch_analyses`` message; the worker then publishes the task messages
+    through one producer in one batch. This times that second half.
     """
-    from django_cloudinary_analysis.conf import app_settings
-    from django_cloudinary_analysis.tasks import run_analysis
+    from django_cloudinary_analysis import services
 
-    options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
-    with run_analysis.app.producer_or_acquire() as producer:
-        batch = getattr(producer, "batch", None)
-        with batch() if batch is not None else contextlib.nullcontext():
-            for analysis_id in analysis_ids:
-                run_analysis.apply_async((analysis_id,), producer=producer, **options)
+    services.enqueue(analysis_ids, fan_out=False)
 
 
 def _status_mb(field: str) -> float | None:

@@ -180,7 +180,7 @@ def _pieces(calls: int) -> dict[str, Any]:
         wall.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     out["publish"] = {"wall": median(wall), "cpu": median(cpu)}
-    # A backfill batch: many ids in one enqueue, now and batched (proposed).
+    # A backfill batch: many ids as one dispatch message vs fanned-out tasks.
     bulk: dict[str, list[float]] = {"current": [], "batched": []}
     ways = [("current", services.enqueue), ("batched", _common.enqueue_batched)]
     for i in range(6):
@@ -571,9 +571,9 @@ def _bulk_rows(pieces: dict[str, Any]) -> list[str]:
     if not bulk:
         return []
     return [
-        f"| publishing {BULK} messages in one `services.enqueue` call, per message "
+        f"| `services.enqueue` of {BULK} ids (one dispatch message), per id "
         f"| – | {bulk['current'] * 1000:.2f} |",
-        f"| the same through `bench._common.enqueue_batched` (proposed), per "
+        f"| the same ids as task messages, batched (the worker's fan-out), per "
         f"message | – | {bulk['batched'] * 1000:.2f} |",
     ]
 
@@ -615,7 +615,7 @@ def _notes(result: dict[str, Any]) -> list[str]:
         "from 20 to 47 analyses/s. Sites running the worker on PostgreSQL "
         "should set it too (worth a line in the deployment docs).",
         "",
-        f"What could change in `services.py` (not applied): of the {queries} "
+        f"What could still change in `services.py`: of the {queries} "
         "queries of one analysis, three are avoidable —",
         "",
         "- `quota_blocked_until` reads `QuotaState` for every analysis; a "
