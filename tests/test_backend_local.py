@@ -249,6 +249,7 @@ def test_moderation_without_questions_asks_the_default_nudity_question(
     ]
 
 
+@requires_nsfw_model
 @pytest.mark.parametrize("questions", ["Is there nudity?", [], [""], [3]])
 def test_malformed_rejection_questions_are_refused(backend, storage, questions):
     media = stored(storage, "s.jpg", images.sharp_jpeg())
@@ -407,7 +408,10 @@ def test_missing_python_packages_name_the_extra(monkeypatch):
         (images.truncated_jpeg(), "truncated"),
     ],
 )
-@pytest.mark.parametrize("analysis_type", ["image_quality", "ai_vision_moderation"])
+@pytest.mark.parametrize(
+    "analysis_type",
+    ["image_quality", pytest.param("ai_vision_moderation", marks=requires_nsfw_model)],
+)
 def test_bad_files_are_source_errors(backend, storage, content, reason, analysis_type):
     media = stored(storage, "upload.jpg", content)
 
@@ -513,6 +517,7 @@ def test_a_jpeg_and_a_png_of_the_same_scene_measure_alike(backend, storage):
     assert jpeg["noise_sigma"] == pytest.approx(png["noise_sigma"], 0.1)
 
 
+@requires_nsfw_model
 def test_a_model_failure_is_an_analysis_error(backend, storage, monkeypatch):
     class Broken:
         def classify(self, image):
