@@ -349,12 +349,8 @@ class DecoratedResultsMixin:
             row._dca_object_url = urls.get(key)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Results are written by the pipeline only: no add, change or delete."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        """Rows come from the pipeline."""
-        return False
+class _NoHandEdits:
+    """Results are written by the pipeline only: never changed or deleted."""
 
     def has_change_permission(
         self, request: HttpRequest, obj: Model | None = None
@@ -366,6 +362,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Model | None = None
     ) -> bool:
         """Deleting results would leave verdicts without their evidence."""
+        return False
+
+
+class ReadOnlyAdmin(_NoHandEdits, admin.ModelAdmin):
+    """Results are written by the pipeline only: no add, change or delete."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Rows come from the pipeline."""
         return False
 
     def get_readonly_fields(
@@ -1255,7 +1259,7 @@ class ModerationDecisionAdmin(DecoratedResultsMixin, ReadOnlyAdmin):
 # -- inlines for the site's change pages -----------------------------------------
 
 
-class ReadOnlyGenericInline(GenericTabularInline):
+class ReadOnlyGenericInline(_NoHandEdits, GenericTabularInline):
     """A generic inline keyed on the app's text ``object_id``; view only."""
 
     ct_field = "content_type"
@@ -1268,18 +1272,6 @@ class ReadOnlyGenericInline(GenericTabularInline):
         self, request: HttpRequest, obj: Model | None
     ) -> bool:
         """Rows come from the pipeline."""
-        return False
-
-    def has_change_permission(
-        self, request: HttpRequest, obj: Model | None = None
-    ) -> bool:
-        """Results are not edited by hand."""
-        return False
-
-    def has_delete_permission(
-        self, request: HttpRequest, obj: Model | None = None
-    ) -> bool:
-        """Deleting results would leave verdicts without their evidence."""
         return False
 
 
