@@ -212,15 +212,14 @@ def enqueue(analysis_ids: Iterable[int], *, fan_out: bool = True) -> None:
     if fan_out and len(ids) > 1 and not eager:
         dispatch_analyses.apply_async((ids,), **options)
         return
-    analysis_ids = ids
     if eager:
-        for analysis_id in analysis_ids:
+        for analysis_id in ids:
             run_analysis.apply_async((analysis_id,), **options)
         return
     with run_analysis.app.producer_or_acquire() as producer:
         batch = getattr(producer, "batch", None)
         with batch() if batch is not None else contextlib.nullcontext():
-            for analysis_id in analysis_ids:
+            for analysis_id in ids:
                 run_analysis.apply_async((analysis_id,), producer=producer, **options)
 
 
