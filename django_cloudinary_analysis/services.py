@@ -19,7 +19,7 @@ from django.db.models import Exists, F, Q
 from django.utils import timezone
 
 from django_cloudinary_analysis import analyses as registry
-from django_cloudinary_analysis import signals
+from django_cloudinary_analysis import payloads, signals
 from django_cloudinary_analysis.backends.base import get_backend
 from django_cloudinary_analysis.client import (
     Accepted,
@@ -408,6 +408,7 @@ def _run_claimed(analysis: Analysis, *, can_wait: bool) -> RunOutcome:
             dict(analysis.params),
             notification_url=notification_url,
         )
+        result = payloads.checked_answer(result)
     except AnalysisError as exc:
         return _handle_error(analysis, exc, obj)
 
@@ -511,7 +512,7 @@ def _reuse(analysis: Analysis, donor: Analysis, obj: Model) -> RunOutcome:
         ).update(
             status=AnalysisStatus.SUCCEEDED,
             result=donor.result,
-            raw=donor.raw,
+            raw=payloads.reused_raw(donor.raw, analysis.file_name),
             request_id=donor.request_id,
             reused_from=donor,
             finished_at=timezone.now(),
@@ -759,7 +760,7 @@ def record_limits(
     limits: Sequence[QuotaLimit] | None, blocked_hint: float | None = None
 ) -> None:
     """Remember exhausted quotas so no worker calls them before the reset."""
-    for limit in limits or ():
+    for limit in payloads.quota_limits(limits):
         if not limit.type or limit.remaining is None or limit.remaining > 0:
             continue
         until = limit.reset_time

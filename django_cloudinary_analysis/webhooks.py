@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -19,9 +18,10 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
-from django_cloudinary_analysis import services
+from django_cloudinary_analysis import payloads, services
 from django_cloudinary_analysis.conf import app_settings
 from django_cloudinary_analysis.exceptions import AnalysisError
 
@@ -53,11 +53,40 @@ class InvalidSignature(AnalysisError):
     default_code = "invalid_signature"
 
 
+class _Secret:
+    """The API secret, kept out of every repr (and so of tracebacks' locals).
+
+    Django's debug page and error mails list each frame's local variables;
+    ``sensitive_variables`` hides them only when DEBUG is off, so the secret
+    itself is never a local variable of the view or the check.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value or ""
+
+    def __repr__(self) -> str:
+        return "<secret>"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def digest(self, name: str, body: bytes, stamp: bytes) -> str:
+        """Return the hex digest of ``body + stamp + secret`` with ``name``."""
+        digest = hashlib.new(name)
+        digest.update(body)
+        digest.update(stamp)
+        digest.update(self._value.encode("utf-8"))
+        return digest.hexdigest()
+
+
+@sensitive_variables("secret")
 def verify_signature(
     body: bytes,
     timestamp: str | None,
     signature: str | None,
-    secret: str,
+    secret: str | _Secret,
     *,
     max_age: float,
     max_future: float,
@@ -65,6 +94,8 @@ def verify_signature(
     now: float | None = None,
 ) -> None:
     """Raise InvalidSignature unless ``signature`` signs ``body`` + ``timestamp``."""
+    if not isinstance(secret, _Secret):
+        secret = _Secret(secret)
     if not secret:
         # Hashing with an empty secret would accept anyone's digest.
         raise ValueError("no API secret to verify notifications with")
@@ -99,10 +130,9 @@ def verify_signature(
     candidate = signature.strip().lower()
     if not candidate.isascii():
         raise InvalidSignature(f"{SIGNATURE_HEADER} is not hex", code="bad_signature")
-    message = body + stamp.encode("ascii") + secret.encode("utf-8")
     matched = False
     for name in names:
-        expected = hashlib.new(name, message).hexdigest()
+        expected = secret.digest(name, body, stamp.encode("ascii"))
         # Check every algorithm so the time taken does not say which matched.
         matched |= hmac.compare_digest(expected.encode(), candidate.encode())
     if not matched:
@@ -113,17 +143,38 @@ def _error(status: int, error: str) -> JsonResponse:
     return JsonResponse({"error": error}, status=status)
 
 
-def _read_body(request: HttpRequest, limit: int) -> bytes | None:
-    """Return the raw body, or None when it is larger than ``limit``."""
+def _read_body(request: HttpRequest, limit: int) -> bytes | JsonResponse:
+    """Return the raw body, or the refusal when it is too large or unreadable."""
     # Read the stream, not request.body: that would apply Django's
-    # DATA_UPLOAD_MAX_MEMORY_SIZE instead of WEBHOOK_MAX_BODY, and reading
-    # one byte past the cap catches bodies sent without a Content-Length.
-    body = request.read(limit + 1)
-    return None if len(body) > limit else body
+    # DATA_UPLOAD_MAX_MEMORY_SIZE instead of WEBHOOK_MAX_BODY. Reading one
+    # byte past the cap catches bodies longer than they said.
+    stream: Any = request
+    if not request.META.get("CONTENT_LENGTH") and _is_chunked(request):
+        # Django's WSGI request reads nothing without a Content-Length. A
+        # server that de-chunks the body says so (wsgi.input_terminated) and
+        # its input can be read to the end; from any other the body would be
+        # silently empty, so it is refused.
+        if not request.META.get("wsgi.input_terminated"):
+            if "wsgi.input" in request.META:
+                logger.warning("webhook refused: chunked body without a length")
+                return _error(411, "length_required")
+        else:
+            stream = request.META["wsgi.input"]
+    body = stream.read(limit + 1)
+    if len(body) > limit:
+        logger.warning("webhook refused: body exceeds %s bytes", limit)
+        return _error(413, "body_too_large")
+    return bytes(body)
+
+
+def _is_chunked(request: HttpRequest) -> bool:
+    encoding = request.META.get("HTTP_TRANSFER_ENCODING", "")
+    return "chunked" in encoding.lower()
 
 
 @csrf_exempt
 @require_POST
+@sensitive_variables("secret")
 def webhook(request: HttpRequest) -> HttpResponse:
     """Verify a Cloudinary notification and apply it through services."""
     limit = int(app_settings.WEBHOOK_MAX_BODY)
@@ -139,11 +190,10 @@ def webhook(request: HttpRequest) -> HttpResponse:
             )
             return _error(413, "body_too_large")
     body = _read_body(request, limit)
-    if body is None:
-        logger.warning("webhook refused: body exceeds %s bytes", limit)
-        return _error(413, "body_too_large")
+    if isinstance(body, HttpResponse):
+        return body
 
-    secret = app_settings.credentials.api_secret
+    secret = _Secret(app_settings.credentials.api_secret)
     if not secret:
         logger.error(
             "webhook refused: no API secret is configured, so notifications "
@@ -176,17 +226,17 @@ def webhook(request: HttpRequest) -> HttpResponse:
         return _error(503, "not_configured")
 
     try:
-        payload: Any = json.loads(body)
-    except (ValueError, RecursionError):
-        logger.warning("webhook refused: the signed body is not JSON")
-        return _error(400, "malformed_json")
-    if not isinstance(payload, dict):
-        logger.warning("webhook refused: the signed body is not a JSON object")
-        return _error(400, "not_an_object")
+        payload = payloads.notification(payloads.loads(body))
+    except payloads.InvalidPayload as exc:
+        logger.warning(
+            "webhook refused: the signed body cannot be used: %s",
+            exc,
+            extra={"error_code": exc.code},
+        )
+        return _error(400, exc.code)
 
-    task_id = payload.get("task_id")
-    task_id = task_id[:512] if isinstance(task_id, str) else None
-    notification_type = str(payload.get("notification_type"))[:100]
+    task_id = payload["task_id"]
+    notification_type = payload["notification_type"]
     extra = {"remote_task_id": task_id, "notification_type": notification_type}
     outcome = services.apply_notification(payload)
     if outcome == "unknown":

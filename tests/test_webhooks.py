@@ -652,3 +652,146 @@ def test_outcomes_are_logged_with_the_task_id_and_no_secret(
     everything = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
     assert SECRET not in everything
     assert headers["HTTP_X_CLD_SIGNATURE"] not in everything
+
+
+# -- odd shapes of correctly signed notifications (issue 12) -------------------
+
+
+def short_id(value: Any) -> str:
+    return repr(value)[:40]
+
+
+def deliver(client: Any, payload: Any) -> Any:
+    """Post ``payload`` correctly signed."""
+    body = encode(payload)
+    return post(client, body, sign(body))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"request_id": 12345},
+        {"request_id": {"a": 1}},
+        {"request_id": ["x"]},
+        {"request_id": "\x00bad\ud800"},
+        {"http_status": "two hundred"},
+        {"http_status": 10**12},
+        {"limits": {"items": [{"type": "ai_vision", "remaining": -(10**15)}]}},
+        {"limits": {"items": [{"type": "x" * 500, "remaining": 0}]}},
+        {"limits": "lots"},
+        {"operation_type": {"nested": [1, 2, {"deep": None}]}},
+        {"error": False},
+        {"error": {}},
+    ],
+    ids=short_id,
+)
+def test_odd_fields_of_a_result_are_coerced_and_it_applies(
+    client: Any, waiting: Analysis, changes: dict[str, Any]
+) -> None:
+    response = deliver(client, delivery(waiting, **changes))
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "applied"}
+    waiting.refresh_from_db()
+    assert waiting.status == AnalysisStatus.SUCCEEDED
+    assert len(waiting.request_id) <= 100
+    assert "\x00" not in json.dumps(waiting.raw)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "reason"),
+    [
+        ({"code": {"x": 1}, "message": ["a", "b"]}, "remote_error", "remote_error"),
+        ({"code": "MA 1; drop", "message": "no"}, "remote_error", "no"),
+        ("the model broke", "remote_error", "the model broke"),
+        (["boom"], "remote_error", "an error given as an array"),
+        (42, "remote_error", "an error given as a number"),
+        ({"message": "x" * 5000}, "remote_error", "x" * 1000),
+        ({"code": "MA_1", "message": "nul\x00here"}, "MA_1", "nul\ufffdhere"),
+    ],
+    ids=short_id,
+)
+def test_odd_errors_fail_the_analysis_with_a_reason(
+    client: Any, waiting: Analysis, error: Any, code: str, reason: str
+) -> None:
+    # An object request_id on an error notification used to crash _finish.
+    payload = delivery(waiting, error=error, data=None, request_id={"id": 1})
+
+    assert deliver(client, payload).json() == {"status": "failed"}
+    waiting.refresh_from_db()
+    assert (waiting.status, waiting.error_code) == (AnalysisStatus.FAILED, code)
+    assert f"the API reports: {reason} (HTTP 200)" == waiting.error_message
+    assert waiting.request_id == ""
+
+
+@pytest.mark.parametrize(
+    "data",
+    [None, "text", 5, [], {"analysis": "yes"}, {"analysis": None}, {"entity": 1}],
+    ids=short_id,
+)
+def test_data_without_an_analysis_object_fails_with_a_reason(
+    client: Any, waiting: Analysis, data: Any
+) -> None:
+    assert deliver(client, delivery(waiting, data=data)).json() == {"status": "failed"}
+    waiting.refresh_from_db()
+    assert waiting.status == AnalysisStatus.FAILED
+    assert waiting.error_code == "unexpected_response"
+    assert "data.analysis" in waiting.error_message
+
+
+@pytest.mark.parametrize(
+    "task_id", [12345, {"a": 1}, ["x"], "", "with space", "x" * 513, True, None]
+)
+def test_unusable_task_ids_are_ignored(
+    client: Any, waiting: Analysis, task_id: Any
+) -> None:
+    before = snapshot()
+    response = deliver(client, delivery(waiting, task_id=task_id))
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ignored"}
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"task_id": NaN}', "malformed_json"),
+        (b'{"x": Infinity}', "malformed_json"),
+        (b'{"x": 1e999}', "malformed_json"),
+        (b'{"x": ' + b"9" * 5000 + b"}", "malformed_json"),
+        (b'{"x": 99999999999999999999}', "bad_number"),
+        (b"\xff\xfe{}", "malformed_json"),
+        (b"[" * 50_000 + b"]" * 50_000, "too_deep"),
+        (b'{"a":' * 65 + b"1" + b"}" * 65, "too_deep"),
+    ],
+    ids=[
+        "nan",
+        "infinity",
+        "overflowing-float",
+        "huge-int",
+        "int-beyond-64-bits",
+        "not-utf8",
+        "nested-50000",
+        "nested-65",
+    ],
+)
+def test_bodies_no_column_can_hold_are_400_and_change_nothing(
+    client: Any, waiting: Analysis, body: bytes, code: str
+) -> None:
+    before = snapshot()
+
+    response = post(client, body, sign(body))
+
+    assert response.status_code == 400
+    assert response.json() == {"error": code}
+    assert snapshot() == before
+
+
+def test_nesting_within_the_bound_applies(client: Any, waiting: Analysis) -> None:
+    deep: Any = "leaf"
+    for _ in range(60):
+        deep = {"d": deep}
+    assert deliver(client, delivery(waiting, extra=deep)).json() == {
+        "status": "applied"
+    }
