@@ -46,6 +46,7 @@ QUOTA_TYPE = re.compile(r"[a-z0-9_]{1,40}")
 
 REQUEST_ID_LENGTH = 100  # Analysis.request_id
 REPLACEMENT = "\ufffd"
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class InvalidPayload(UnexpectedResponse):
@@ -93,7 +94,7 @@ def clean_text(value: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        value = SURROGATE.sub(REPLACEMENT, value)
     return value
 
 
