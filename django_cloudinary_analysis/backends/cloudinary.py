@@ -30,14 +30,9 @@ def get_client() -> AnalyzeClient:
             + " (set CLOUDINARY_ANALYSIS or the CLOUDINARY_URL environment variable)"
         )
     timeout = tuple(app_settings.TIMEOUT)
-    key = (
-        creds.cloud_name,
-        creds.api_key,
-        creds.api_secret,
-        creds.oauth_token,
-        app_settings.BASE_URL,
-        timeout,
-    )
+    # The Credentials object compares by value but never shows its secret:
+    # a tuple of the plain values would list it on Django's error pages.
+    key = (creds, app_settings.BASE_URL, timeout)
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
