@@ -19,14 +19,14 @@ from django.core import mail
 from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import include, path
-from django.utils import timezone
 from django.utils.log import AdminEmailHandler
 
 from django_cloudinary_analysis import services, tasks, webhooks
 from django_cloudinary_analysis.backends import cloudinary
-from django_cloudinary_analysis.models import Analysis, AnalysisStatus
+from django_cloudinary_analysis.models import Analysis
+from tests import test_webhooks
 from tests.models import Photo
-from tests.test_webhooks import TASK_ID, delivery, encode, sign
+from tests.test_webhooks import delivery, encode, sign
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
 
@@ -125,17 +125,8 @@ def assert_clean(texts: list[str], *frames: str) -> None:
         assert frame in page, f"frame {frame} is not on the page"
 
 
-@pytest.fixture
-def waiting(image_file: Any) -> Analysis:
-    photo = Photo.objects.create(image=image_file())
-    analysis = Analysis.objects.get(
-        object_id=str(photo.pk), analysis_type="ai_vision_moderation"
-    )
-    Analysis.objects.filter(pk=analysis.pk).update(
-        status=AnalysisStatus.WAITING, remote_task_id=TASK_ID, started_at=timezone.now()
-    )
-    analysis.refresh_from_db()
-    return analysis
+#: A photo whose moderation analysis awaits its webhook.
+waiting = test_webhooks.waiting
 
 
 def post_webhook(waiting: Analysis) -> Callable[[Client], Any]:
@@ -172,33 +163,31 @@ def test_failure_inside_the_signature_check(
     assert_clean(texts, "in webhook", "in verify_signature")
 
 
-def test_failure_while_creating_the_client(
+@pytest.mark.parametrize(
+    ("target", "name", "replacement", "frames"),
+    [
+        # inside get_client, where it holds the credentials
+        (cloudinary, "_clients_lock", BrokenLock(), ("in get_client",)),
+        # inside the call, below the backend and the task
+        (cloudinary.AnalyzeClient, "analyze", boom, ("in analyze",)),
+    ],
+    ids=["creating-the-client", "calling-the-api"],
+)
+def test_failure_inside_the_backend_and_the_task(
     settings: Any,
     mails: list[Any],
     image_file: Any,
     cloudinary_backend: None,
     monkeypatch: pytest.MonkeyPatch,
+    target: Any,
+    name: str,
+    replacement: Any,
+    frames: tuple[str, ...],
 ) -> None:
-    monkeypatch.setattr(cloudinary, "_clients_lock", BrokenLock())
+    monkeypatch.setattr(target, name, replacement)
     photo = Photo.objects.create(image=image_file())
     pks = list(photo.analyses.values_list("pk", flat=True))
 
     texts = reports(settings, mails, lambda c: c.get(f"/run/{pks.pop()}/"))
 
-    assert_clean(texts, "in get_client", "in run_analysis", "in _run_claimed")
-
-
-def test_failure_inside_the_backend_call(
-    settings: Any,
-    mails: list[Any],
-    image_file: Any,
-    cloudinary_backend: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(cloudinary.AnalyzeClient, "analyze", boom)
-    photo = Photo.objects.create(image=image_file())
-    pks = list(photo.analyses.values_list("pk", flat=True))
-
-    texts = reports(settings, mails, lambda c: c.get(f"/run/{pks.pop()}/"))
-
-    assert_clean(texts, "in run_analysis", "in analyze")
+    assert_clean(texts, "in run_analysis", "in _run_claimed", *frames)
