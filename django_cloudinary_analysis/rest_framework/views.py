@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from django_cloudinary_analysis import services
 from django_cloudinary_analysis.mixins import content_type_for
 from django_cloudinary_analysis.models import Analysis, ModerationDecision
-from django_cloudinary_analysis.rest_framework import filters
+from django_cloudinary_analysis.rest_framework import filters, parsers
 from django_cloudinary_analysis.rest_framework.fields import attach_media_tags
 from django_cloudinary_analysis.rest_framework.permissions import (
     REANALYZE_PERMISSION,
@@ -36,7 +36,10 @@ from django_cloudinary_analysis.rest_framework.serializers import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from django.db.models import Model
+    from rest_framework.parsers import BaseParser
     from rest_framework.permissions import BasePermission
     from rest_framework.request import Request
     from rest_framework.serializers import BaseSerializer
@@ -49,6 +52,8 @@ class CloudinaryAnalysisViewMixin:
 
     #: action name → model permissions it needs on top of the base classes
     action_permissions: dict[str, tuple[str, ...]] = {}
+    #: Bounded JSON: deep or huge bodies are a 400/413, never a 500.
+    parser_classes: Sequence[type[BaseParser]] = parsers.PARSER_CLASSES
     request: Any
 
     def get_permissions(self) -> list[BasePermission]:
