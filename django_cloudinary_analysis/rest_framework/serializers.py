@@ -17,6 +17,7 @@ from typing import Any
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from django_cloudinary_analysis import payloads
 from django_cloudinary_analysis.mixins import analysis_config
 from django_cloudinary_analysis.models import (
     Analysis,
@@ -30,6 +31,7 @@ from django_cloudinary_analysis.rest_framework.fields import (
     media_tags_of,
     prefetch_media_tags,
 )
+from django_cloudinary_analysis.rest_framework.filters import get_object_filter
 
 __all__ = [
     "AnalysisDetailSerializer",
@@ -139,6 +141,29 @@ class AnalysisSerializer(serializers.ModelSerializer):
             "finished_at",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Analysis) -> dict[str, Any]:
+        """Show a reused result as its own: no donor's ids, file or request."""
+        data: dict[str, Any] = super().to_representation(instance)
+        if instance.reused_from_id is None:
+            return data
+        if "raw" in data:
+            data["raw"] = payloads.reused_raw(instance.raw, instance.file_name)
+        if not self._shows_donors():
+            data["reused_from"] = None
+            if "request_id" in data:
+                data["request_id"] = ""
+        return data
+
+    def _shows_donors(self) -> bool:
+        """Donor ids are for superusers, or for all when no object rule applies."""
+        request = self.context.get("request")
+        if getattr(getattr(request, "user", None), "is_superuser", False):
+            return True
+        view = self.context.get("view")
+        if view is not None and hasattr(view, "filters_objects"):
+            return not view.filters_objects()
+        return get_object_filter() is None
 
 
 class AnalysisDetailSerializer(AnalysisSerializer):
