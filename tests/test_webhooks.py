@@ -795,3 +795,60 @@ def test_nesting_within_the_bound_applies(client: Any, waiting: Analysis) -> Non
     assert deliver(client, delivery(waiting, extra=deep)).json() == {
         "status": "applied"
     }
+
+
+# -- bodies without a Content-Length under WSGI (issue 12) -----------------------
+
+
+def chunked_request(rf: Any, body: bytes, *, terminated: bool) -> Any:
+    """A WSGI request as a server passes on a chunked body (no Content-Length)."""
+    environ: dict[str, Any] = {
+        "wsgi.input": io.BytesIO(body),
+        "HTTP_TRANSFER_ENCODING": "chunked",
+        **sign(body),
+    }
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+    request = rf.generic("POST", URL, content_type="application/json", **environ)
+    assert "CONTENT_LENGTH" not in request.META
+    return request
+
+
+def test_chunked_body_from_a_dechunking_server_is_read(
+    rf: Any, waiting: Analysis
+) -> None:
+    body = encode(delivery(waiting))
+
+    response = webhooks.webhook(chunked_request(rf, body, terminated=True))
+
+    assert response.status_code == 200
+    waiting.refresh_from_db()
+    assert waiting.status == AnalysisStatus.SUCCEEDED
+
+
+def test_oversized_chunked_body_is_413_under_wsgi(
+    rf: Any, waiting: Analysis, settings: Any
+) -> None:
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "WEBHOOK_MAX_BODY": 1024,
+    }
+    body = encode(delivery(waiting, padding="x" * 2048))
+    before = snapshot()
+
+    response = webhooks.webhook(chunked_request(rf, body, terminated=True))
+
+    assert response.status_code == 413
+    assert snapshot() == before
+
+
+def test_chunked_body_the_server_cannot_end_is_411(rf: Any, waiting: Analysis) -> None:
+    # Django would read it as empty: refuse it rather than misread it.
+    body = encode(delivery(waiting))
+    before = snapshot()
+
+    response = webhooks.webhook(chunked_request(rf, body, terminated=False))
+
+    assert response.status_code == 411
+    assert json.loads(response.content) == {"error": "length_required"}
+    assert snapshot() == before
