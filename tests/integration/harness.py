@@ -236,18 +236,22 @@ class WebServer:
         """Return the notification URL the worker sends with async requests."""
         return f"{self.url}/cloudinary-analysis/webhook/"
 
+    def argv(self) -> list[str]:
+        """Return the server's command line."""
+        return [
+            sys.executable,
+            "-m",
+            "django",
+            "runserver",
+            f"127.0.0.1:{self.port}",
+            "--noreload",
+        ]
+
     def start(self) -> WebServer:
         """Start the server and wait until it answers."""
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "django",
-                    "runserver",
-                    f"127.0.0.1:{self.port}",
-                    "--noreload",
-                ],
+                self.argv(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -258,7 +262,7 @@ class WebServer:
         wait_until(
             self.answers,
             timeout=60,
-            what="runserver",
+            what=type(self).__name__,
             process=self.process,
             log_path=self.log_path,
             interval=0.1,
