@@ -33,7 +33,7 @@ from django_cloudinary_analysis.models import (
 from django_cloudinary_analysis.rest_framework.parsers import BoundedJSONParser
 from tests.integration import harness
 from tests.integration import settings as it_settings
-from tests.integration.conftest import It
+from tests.integration.conftest import BOTH_DATABASES, It
 from tests.integration.harness import SCAN, SECRETS, image, wait_finished
 from tests.models import Photo
 from tests.support.api_samples import sample_webhook
@@ -709,3 +709,71 @@ def test_nested_oversized_and_chunked_bodies(
     for what, codes in results.items():
         it.figure(f"bodies: {what} -> {codes}")
     it.figure("bodies: a chunked, signed notification within the cap -> 200 applied")
+
+
+@BOTH_DATABASES
+def test_odd_signed_notifications_never_500(
+    it: It, settings: Any, sites: Sites
+) -> None:
+    settings.ROOT_URLCONF = URLCONF
+    with transaction.atomic():
+        photo = Photo.objects.create(title="odd: x", image=image("odd.png", 96_000))
+    wait_finished(timeout=60, workers=[it.worker], expect=3)
+    rows = {a.analysis_type: a for a in Analysis.objects.for_object(photo)}
+    moderation, tagging = rows["ai_vision_moderation"], rows["google_tagging"]
+    for analysis, task in ((moderation, "odd-result"), (tagging, "odd-error")):
+        Analysis.objects.filter(pk=analysis.pk).update(
+            status=AnalysisStatus.WAITING, remote_task_id=task
+        )
+    result = sample_webhook("ai_vision_moderation", "odd-result", moderation.params)
+    result.update(
+        request_id={"not": "text"},
+        http_status="two hundred",
+        limits={"items": [{"type": "ai_vision", "remaining": -(10**15)}]},
+    )
+    result["data"]["entity"] = "nul\x00 and \ud800 surrogate"
+    result["data"]["analysis"]["note\x00"] = ["\x00", "\udfff"]
+    error = {
+        "notification_type": "analyze",
+        "task_id": "odd-error",
+        "request_id": ["x"],
+        "error": {"code": {"nested": 1}, "message": "broke\x00here"},
+        "data": None,
+    }
+    answers = []
+    for payload in (result, error):
+        body = json.dumps(payload).encode()  # \u0000 and \ud800 escapes
+        headers = notification_headers(body, harness.API_SECRET)
+        status, content = send(
+            sites.prod.url, "/cloudinary-analysis/webhook/", body, headers=headers
+        )
+        answers.append((status, json.loads(content)))
+    nan = b'{"notification_type": "analyze", "task_id": "odd-error", "x": NaN}'
+    status, _ = send(
+        sites.prod.url,
+        "/cloudinary-analysis/webhook/",
+        nan,
+        headers=notification_headers(nan, harness.API_SECRET),
+    )
+    answers.append((status, {}))
+
+    assert answers == [
+        (200, {"status": "applied"}),
+        (200, {"status": "failed"}),
+        (400, {}),
+    ]
+    moderation.refresh_from_db()
+    tagging.refresh_from_db()
+    assert moderation.status == AnalysisStatus.SUCCEEDED
+    assert moderation.raw["data"]["entity"] == "nul\ufffd and \ufffd surrogate"
+    assert tagging.status == AnalysisStatus.FAILED
+    assert (tagging.error_code, tagging.error_message) == (
+        "remote_error",
+        "the API reports: broke\ufffdhere (HTTP None)",
+    )
+    it.figure(
+        f"odd notifications on {it.db_kind}: NUL, lone surrogates, an object "
+        f"request_id, a text http_status, an odd error and NaN -> "
+        f"{[status for status, _ in answers]} (applied, failed with its reason, "
+        f"refused)"
+    )
