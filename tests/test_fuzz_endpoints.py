@@ -1,7 +1,8 @@
 """Fuzz the webhook view and the API's write endpoints: 2xx or 4xx, never 500.
 
-Signed notifications are generated from the contract's shape
-(/work/shared/analyze-api.md, "Webhook") with every field allowed to be any
+Signed notifications are generated from the contract's shape (the
+notification of docs/webhooks.md: type, task and request ids, status, data,
+limits, error) with every field allowed to be any
 JSON value, plus raw bytes bodies; each runs against the real view, and the
 state must show exactly the change the answer claims, or none.
 Hypothesis runs derandomized (the ``dca-ci`` profile): the same examples on
