@@ -391,6 +391,52 @@ class ModerationDecision(models.Model):
         return self.source == self.Source.HUMAN
 
 
+class ReviewClaimQuerySet(models.QuerySet):
+    """Queries over reviewer claims."""
+
+    def live(self) -> ReviewClaimQuerySet:
+        """Claims that have not expired."""
+        from django.utils import timezone
+
+        return self.filter(expires_at__gt=timezone.now())
+
+
+class ReviewClaim(models.Model):
+    """A reviewer holds one object of the review queue until ``expires_at``.
+
+    Written only by :mod:`django_cloudinary_analysis.review` (conditional
+    updates), so two reviewers never work on the same object.
+    """
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+    )
+    object_id = models.CharField(_("object id"), max_length=255)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("reviewer"),
+    )
+    claimed_at = models.DateTimeField(_("claimed at"))
+    expires_at = models.DateTimeField(_("expires at"))
+
+    objects = ReviewClaimQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("review claim")
+        verbose_name_plural = _("review claims")
+        ordering = ["expires_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_type", "object_id"], name="dca_claim_object_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_type_id}:{self.object_id} by {self.claimed_by_id}"
+
+
 class QuotaState(models.Model):
     """An add-on quota that ran out, shared by every worker until it resets."""
 

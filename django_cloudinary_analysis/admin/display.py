@@ -125,8 +125,13 @@ def reasons_html(reasons: Any, limit: int | None = None) -> SafeString:
     )
 
 
-def thumbnail_url(obj: Model, size: int = 64) -> str | None:
-    """The URL of the first configured image field that holds a file."""
+def image_url(obj: Model, size: int, *, crop: str = "fill") -> str | None:
+    """The URL of the object's first configured image that holds a file.
+
+    Cloudinary assets get a transformation URL (``size`` CSS pixels at 2x,
+    automatic format and quality), so a list never loads the original; other
+    storages give the file's own URL, sized by the ``<img>`` element.
+    """
     for name in analysis_config(type(obj)):
         value = getattr(obj, name, None)
         if not value:
@@ -135,7 +140,12 @@ def thumbnail_url(obj: Model, size: int = 64) -> str | None:
             try:
                 return str(
                     value.build_url(
-                        secure=True, width=size * 2, height=size * 2, crop="fill"
+                        secure=True,
+                        width=size * 2,
+                        height=size * 2,
+                        crop=crop,
+                        fetch_format="auto",
+                        quality="auto",
                     )
                 )
             except Exception:  # noqa: S112 - a broken asset has no thumbnail
@@ -147,16 +157,44 @@ def thumbnail_url(obj: Model, size: int = 64) -> str | None:
     return None
 
 
-def thumbnail_html(obj: Model | None, size: int = 64) -> SafeString:
-    """A lazy ``<img>`` of the object's first image, or a dash."""
+def thumbnail_url(obj: Model, size: int = 64) -> str | None:
+    """A small square image URL for lists (see :func:`image_url`)."""
+    return image_url(obj, size)
+
+
+def is_sensitive(status: str, reasons: Any = ()) -> bool:
+    """Whether a preview may be harmful: needs review, rejected, or a "yes"."""
+    if status in (ModerationStatus.REVIEW, ModerationStatus.REJECTED):
+        return True
+    items = reasons if isinstance(reasons, (list, tuple)) else []
+    return any(isinstance(r, dict) and r.get("rule") == "question_yes" for r in items)
+
+
+def thumbnail_html(
+    obj: Model | None, size: int = 64, *, sensitive: bool = False
+) -> SafeString:
+    """A lazy, fixed-size ``<img>`` of the object's first image, or a dash.
+
+    A sensitive one is blurred until revealed: the image sits in a label
+    with a checkbox, so a click or the keyboard reveals it, without script.
+    """
     url = thumbnail_url(obj, size) if obj is not None else None
     if not url:
         return format_html("{}", EMPTY)
-    return format_html(
+    img = format_html(
         '<img class="dca-thumb" src="{}" alt="" loading="lazy" width="{}" height="{}">',
         url,
         size,
         size,
+    )
+    if not sensitive:
+        return img
+    return format_html(
+        '<label class="dca-preview dca-sensitive" title="{}">'
+        '<input type="checkbox" class="dca-reveal-toggle" aria-label="{}">{}</label>',
+        gettext("May be harmful: click to show"),
+        gettext("Show the image"),
+        img,
     )
 
 

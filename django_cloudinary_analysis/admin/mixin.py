@@ -25,6 +25,7 @@ from django_cloudinary_analysis.admin.actions import (
 from django_cloudinary_analysis.admin.changelists import DecoratedChangeList
 from django_cloudinary_analysis.admin.display import (
     MediaAdminBase,
+    is_sensitive,
     tags_html,
     thumbnail_html,
     verdict_badge,
@@ -122,7 +123,8 @@ class AnalyzedMediaAdmin(MediaAdminBase):
     @admin.display(description=_("image"))
     def analysis_thumbnail(self, obj: Model) -> SafeString:
         """The first configured image, lazily loaded."""
-        return thumbnail_html(obj, self.thumbnail_size)
+        status = str(getattr(obj, "moderation_status", ""))
+        return thumbnail_html(obj, self.thumbnail_size, sensitive=is_sensitive(status))
 
     @admin.display(description=_("verdict"), ordering="moderation_status")
     def moderation_badge(self, obj: Model) -> SafeString:

@@ -36,6 +36,7 @@ from django_cloudinary_analysis.admin.display import (
     EMPTY,
     QUEUE_RANK,
     DecisionColumns,
+    is_sensitive,
     object_link,
     pretty_json,
     source_label,
@@ -43,7 +44,14 @@ from django_cloudinary_analysis.admin.display import (
     verdict_badge,
 )
 from django_cloudinary_analysis.admin.views import ReviewView
+from django_cloudinary_analysis.admin.workspace import (
+    BulkView,
+    DecideView,
+    UndoView,
+    WorkspaceView,
+)
 from django_cloudinary_analysis.models import ModerationDecision
+from django_cloudinary_analysis.review import held_by
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -105,6 +113,7 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         "reasons_display",
         "history_display",
         "decider_display",
+        "claim_display",
         "decided_at",
     )
     list_display_links = ("decided_at",)
@@ -150,6 +159,9 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         history = request.GET.get(VIEW_PARAM) == VIEW_HISTORY
         extra_context = {
             "title": _("Moderation history") if history else _("Review queue"),
+            "workspace_url": reverse(
+                f"{self.admin_site.name}:cloudinary_analysis_moderationdecision_workspace"
+            ),
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context)
@@ -157,12 +169,27 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
     def get_urls(self) -> list[Any]:
         """Add the per-object review page in front of the default URLs."""
         opts = self.model._meta
+        prefix = f"{opts.app_label}_{opts.model_name}"
         view = self.review_view_class.as_view(model_admin=self)
+        workspace: list[tuple[str, Any, str]] = [
+            ("workspace/", WorkspaceView, "workspace"),
+            ("workspace/decide/", DecideView, "workspace_decide"),
+            ("workspace/undo/", UndoView, "workspace_undo"),
+            ("workspace/bulk/", BulkView, "workspace_bulk"),
+        ]
         return [
             path(
                 "review/<int:content_type_id>/<path:object_id>/",
                 self.admin_site.admin_view(view),
-                name=f"{opts.app_label}_{opts.model_name}_review",
+                name=f"{prefix}_review",
+            ),
+            *(
+                path(
+                    route,
+                    self.admin_site.admin_view(cls.as_view(model_admin=self)),
+                    name=f"{prefix}_{name}",
+                )
+                for route, cls, name in workspace
             ),
             *super().get_urls(),
         ]
@@ -198,7 +225,9 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             for ct_id, oid, status, source, decided_at in decisions:
                 history[(ct_id, oid)].append((status, source, decided_at))
         preserved = self.get_preserved_filters(request)
+        claims = held_by([(r.content_type_id, r.object_id) for r in rows])
         for row in rows:
+            row._dca_claim = claims.get((row.content_type_id, row.object_id))
             row._dca_history = history.get((row.content_type_id, row.object_id), [])
             row._dca_preserved_filters = preserved
 
@@ -207,7 +236,11 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
     @admin.display(description=_("image"))
     def thumbnail_display(self, obj: ModerationDecision) -> SafeString:
         """The object's first image."""
-        return thumbnail_html(getattr(obj, "_dca_object", None), self.thumbnail_size)
+        return thumbnail_html(
+            getattr(obj, "_dca_object", None),
+            self.thumbnail_size,
+            sensitive=is_sensitive(obj.status, obj.reasons),
+        )
 
     @admin.display(description=_("object"), ordering="object_id")
     def queue_object_display(self, obj: ModerationDecision) -> SafeString:
@@ -224,6 +257,17 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         if obj.decided_by is None:
             return source_label(obj.source)
         return f"{source_label(obj.source)} · {obj.decided_by}"
+
+    @admin.display(description=_("being reviewed by"))
+    def claim_display(self, obj: ModerationDecision) -> str:
+        """Who holds the object in the review workspace, and until when."""
+        claim = getattr(obj, "_dca_claim", None)
+        if claim is None:
+            return EMPTY
+        return gettext("%(user)s until %(time)s") % {
+            "user": claim.claimed_by,
+            "time": date_format(localtime(claim.expires_at), "TIME_FORMAT"),
+        }
 
     @admin.display(description=_("reasons (JSON)"))
     def reasons_json(self, obj: ModerationDecision) -> SafeString:

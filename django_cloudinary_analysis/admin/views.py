@@ -15,13 +15,14 @@ from django.urls import reverse
 from django.utils.translation import gettext
 from django.views import View
 
-from django_cloudinary_analysis import services
+from django_cloudinary_analysis import review, services
 from django_cloudinary_analysis.admin.actions import ReviewForm, report_error
 from django_cloudinary_analysis.admin.changelists import load_objects
 from django_cloudinary_analysis.admin.display import (
     acting_user,
     admin_change_url,
     analysis_status_badge,
+    is_sensitive,
     reasons_html,
     tags_html,
     thumbnail_html,
@@ -86,15 +87,11 @@ class ReviewView(View):
         return HttpResponseRedirect(self.model_admin.changelist_url(request))
 
     def apply(self, verdict: str, note: str) -> None:
-        """Approve, reject or release the object; report the outcome."""
+        """Approve, reject or release the object (and its claim); report."""
         request, obj = self.request, self.object
-        decide = {
-            ReviewForm.RELEASE: services.release,
-            ReviewForm.APPROVE: services.approve,
-            ReviewForm.REJECT: services.reject,
-        }[verdict]
+        key = (self.content_type.pk, self.object_id)
         try:
-            decide(obj, user=acting_user(request), note=note)
+            review.decide(obj, verdict, user=acting_user(request), note=note, key=key)
         except AnalysisError as exc:
             report_error(
                 self.model_admin,
@@ -144,7 +141,14 @@ class ReviewView(View):
             "object": obj,
             "object_url": admin_change_url(site, request, obj),
             "content_type": self.content_type,
-            "thumbnail": thumbnail_html(obj, self.preview_size),
+            "thumbnail": thumbnail_html(
+                obj,
+                self.preview_size,
+                sensitive=is_sensitive(
+                    current.status if current else "",
+                    current.reasons if current else [],
+                ),
+            ),
             "verdict": verdict_badge(
                 current.status
                 if current
