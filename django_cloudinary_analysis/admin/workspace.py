@@ -171,7 +171,15 @@ class WorkspaceView(WorkspaceMixin, View):
             "app_label": opts.app_label,
             "items": shown,
             "clean_keys": [i["key"] for i in shown if not i["has_yes"]],
-            "overview": queue[: self.overview_limit],
+            "overview": [
+                {
+                    "row": row,
+                    "label": f"{row.key[0]}:{row.key[1]}",
+                    "badge": verdict_badge(row.status),
+                    "url": self.model_admin.review_url(*row.key),
+                }
+                for row in queue[: self.overview_limit]
+            ],
             "queue_size": len(queue),
             "can_review": can_review,
             "filters": filters,

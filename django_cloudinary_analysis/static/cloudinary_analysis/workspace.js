@@ -19,7 +19,23 @@
     const canReview = root.dataset.canReview === "1";
     const undoMs = Number(root.dataset.undoSeconds || 0) * 1000;
     let index = 0;
-    let last = null;
+    // The last decision survives the reload that fetches the next items.
+    const LAST = "dca-workspace-last";
+
+    function remember(value) {
+        if (value) {
+            window.sessionStorage.setItem(LAST, JSON.stringify(value));
+        } else {
+            window.sessionStorage.removeItem(LAST);
+        }
+    }
+    function recall() {
+        try {
+            return JSON.parse(window.sessionStorage.getItem(LAST) || "null");
+        } catch (error) {
+            return null;
+        }
+    }
 
     function say(text) {
         status.textContent = text || "";
@@ -53,8 +69,7 @@
         show(i);
     }
     function csrf() {
-        const input = root.querySelector("input[name=csrfmiddlewaretoken]");
-        return input ? input.value : "";
+        return root.dataset.csrf || "";
     }
     async function post(url, data) {
         const response = await fetch(url, {
@@ -89,24 +104,32 @@
             return;
         }
         item.classList.add("dca-decided");
-        last = {item: item, decision: result.body.decision, at: Date.now()};
+        remember({key: item.dataset.key, decision: result.body.decision, at: Date.now()});
         move(1);
     }
     async function undo() {
+        const last = recall();
         if (!last || Date.now() - last.at > undoMs) {
             say(root.dataset.noUndoText);
             return;
         }
-        const done = last;
-        last = null;
+        remember(null);
         const result = await post(root.dataset.undoUrl, {
-            key: done.item.dataset.key,
-            decision: done.decision
+            key: last.key,
+            decision: last.decision
         });
         say(result.body.message || root.dataset.errorText);
-        if (result.ok) {
-            done.item.classList.remove("dca-decided");
-            show(items.indexOf(done.item));
+        if (!result.ok) {
+            return;
+        }
+        const item = items.find(function (el) {
+            return el.dataset.key === last.key;
+        });
+        if (item) {
+            item.classList.remove("dca-decided");
+            show(items.indexOf(item));
+        } else {
+            window.location.assign(root.dataset.next); // the item is claimed again
         }
     }
     function current(selector) {
@@ -120,7 +143,7 @@
     }
 
     document.addEventListener("keydown", function (event) {
-        if (event.ctrlKey || event.metaKey || event.altKey || !items.length) {
+        if (event.ctrlKey || event.metaKey || event.altKey) {
             return;
         }
         const target = event.target;
@@ -139,7 +162,17 @@
             return;
         }
         const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
-        if (key === "j" || key === "ArrowDown" || key === "ArrowRight" || key === "s") {
+        if (key === "u" && canReview) {
+            undo();
+        } else if (key === "?") {
+            if (help.open) {
+                help.close();
+            } else {
+                help.showModal();
+            }
+        } else if (!items.length) {
+            return;
+        } else if (key === "j" || key === "ArrowDown" || key === "ArrowRight" || key === "s") {
             move(1);
         } else if (key === "k" || key === "ArrowUp" || key === "ArrowLeft") {
             move(-1);
@@ -150,18 +183,10 @@
             note.dataset.rejecting = "1";
             note.focus();
             say(root.dataset.rejectHint);
-        } else if (key === "u" && canReview) {
-            undo();
         } else if (key === "v") {
             toggle(".dca-reveal-toggle");
         } else if (key === "x" && canReview) {
             toggle("input[name=keys]");
-        } else if (key === "?") {
-            if (help.open) {
-                help.close();
-            } else {
-                help.showModal();
-            }
         } else {
             return;
         }
