@@ -474,3 +474,23 @@ def test_a_user_without_review_media_sees_no_decision_controls(
     photo.refresh_from_db()
     assert photo.moderation_status == ModerationStatus.REVIEW
     assert humans() == 0
+
+    # The admin's dark theme reaches the workspace (its colours are the
+    # admin's own variables).
+    def item_colours() -> tuple[str, str]:
+        return tuple(  # type: ignore[return-value]
+            browser.execute_script(
+                "const s = getComputedStyle(document.querySelector('.dca-item'));"
+                "return [s.backgroundColor, s.color]"
+            )
+        )
+
+    light = item_colours()
+    browser.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+    )
+    open_workspace(browser, live_server)
+    dark = item_colours()
+    assert light[0] == "rgb(255, 255, 255)" and dark[0] != light[0]
+    assert dark[1] != light[1]

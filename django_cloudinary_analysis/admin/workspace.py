@@ -322,7 +322,7 @@ class BulkView(DecideView):
         """Approve or reject the chosen (or the clean visible) items."""
         verdict = request.POST.get("verdict", "")
         if verdict == "approve_clean":
-            texts, verdict = request.POST.getlist("clean_keys"), "approve"
+            texts, verdict = self.clean(request.POST.getlist("clean_keys")), "approve"
         else:
             texts = request.POST.getlist("keys")
         if verdict not in VERDICTS:
@@ -363,3 +363,9 @@ class BulkView(DecideView):
         ) % {"count": done}
         (messages.success if done else messages.warning)(request, text)
         return self.back()
+
+    def clean(self, texts: list[str]) -> list[str]:
+        """The keys whose current analyses answered no question "yes"."""
+        keys = [key for key in map(parse_key, texts) if key is not None]
+        rows = [QueueRow(key, 0, "", [], None) for key in keys]
+        return [key_text(i.row.key) for i in load_items(rows) if not i.has_yes]
