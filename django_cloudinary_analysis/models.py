@@ -13,6 +13,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models.functions import RowNumber
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis.analyses import ANALYSIS_TYPES
@@ -396,8 +397,6 @@ class ReviewClaimQuerySet(models.QuerySet):
 
     def live(self) -> ReviewClaimQuerySet:
         """Claims that have not expired."""
-        from django.utils import timezone
-
         return self.filter(expires_at__gt=timezone.now())
 
 
