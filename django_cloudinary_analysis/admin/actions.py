@@ -264,13 +264,15 @@ def schedule_and_report(
         else:
             idle += 1
     if queued:
+        # Two numbers, each with its own plural form.
+        objects = ngettext("%d object", "%d objects", len(touched)) % len(touched)
         text = ngettext(
-            "Queued %(count)d analysis of %(objects)d object.",
-            "Queued %(count)d analyses of %(objects)d objects.",
+            "Queued %(count)d analysis of %(objects)s.",
+            "Queued %(count)d analyses of %(objects)s.",
             queued,
         )
         model_admin.message_user(
-            request, text % {"count": queued, "objects": len(touched)}, messages.SUCCESS
+            request, text % {"count": queued, "objects": objects}, messages.SUCCESS
         )
     elif idle or not failed:
         model_admin.message_user(
