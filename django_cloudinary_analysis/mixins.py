@@ -245,3 +245,19 @@ def changed_fields(
 def content_type_for(obj: Model | type[Model]) -> ContentType:
     """The content type rows of ``obj`` are stored under (its concrete model)."""
     return ContentType.objects.get_for_model(obj)
+
+
+def media_models(*, proxies: bool = False) -> list[type[AnalyzedMedia]]:
+    """Every installed concrete model that uses the ``AnalyzedMedia`` mixin.
+
+    Proxy models share their concrete model's rows and content type, so they
+    are left out unless ``proxies`` (signal receivers need them: a proxy
+    instance's save is sent with the proxy class).
+    """
+    from django.apps import apps
+
+    return [
+        model
+        for model in apps.get_models()
+        if issubclass(model, AnalyzedMedia) and (proxies or not model._meta.proxy)
+    ]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models.functions import RowNumber
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis.analyses import ANALYSIS_TYPES
@@ -19,6 +23,13 @@ if TYPE_CHECKING:
 
 
 ANALYSIS_TYPE_CHOICES = [(name, name) for name in sorted(ANALYSIS_TYPES)]
+
+#: The app's two permissions: codenames (in ``Meta.permissions``) and the
+#: names ``user.has_perm()`` takes. The admin and the API import these.
+REANALYZE_CODENAME = "reanalyze_media"
+REVIEW_CODENAME = "review_media"
+REANALYZE_PERMISSION = f"cloudinary_analysis.{REANALYZE_CODENAME}"
+REVIEW_PERMISSION = f"cloudinary_analysis.{REVIEW_CODENAME}"
 
 
 def params_hash(params: dict[str, Any] | None) -> str:
@@ -186,8 +197,8 @@ class Analysis(models.Model):
             ),
         ]
         permissions = [
-            ("reanalyze_media", _("Can re-run analyses")),
-            ("review_media", _("Can approve and reject media")),
+            (REANALYZE_CODENAME, _("Can re-run analyses")),
+            (REVIEW_CODENAME, _("Can approve and reject media")),
         ]
 
     def __str__(self) -> str:
@@ -213,6 +224,47 @@ class MediaTagQuerySet(ObjectQuerySet):
         if min_confidence is not None:
             qs = qs.filter(confidence__gte=min_confidence)
         return qs
+
+    def by_object(
+        self, keys: Iterable[tuple[int, str]], limit: int | None = None
+    ) -> dict[tuple[int, str], list[MediaTag]]:
+        """Tags of many (content type id, object id) pairs, most confident first.
+
+        One query whatever the number of objects. With ``limit``, at most that
+        many distinct names per object, ranked in the database so a page never
+        pulls every tag.
+        """
+        wanted: dict[int, set[str]] = defaultdict(set)
+        for ct_id, object_id in keys:
+            wanted[ct_id].add(object_id)
+        found: dict[tuple[int, str], list[MediaTag]] = defaultdict(list)
+        if not wanted:
+            return found
+        condition = models.Q(pk__in=[])
+        for ct_id, object_ids in wanted.items():
+            condition |= models.Q(
+                content_type_id=ct_id, object_id__in=sorted(object_ids)
+            )
+        order = (models.F("confidence").desc(nulls_last=True), "name", "pk")
+        rows = self.filter(condition)
+        if limit is not None:
+            # Headroom for names found by several analyses of the object.
+            rows = rows.annotate(
+                _rank=models.Window(
+                    RowNumber(),
+                    partition_by=[models.F("content_type_id"), models.F("object_id")],
+                    order_by=order,
+                )
+            ).filter(_rank__lte=limit * 3)
+        seen: dict[tuple[int, str], set[str]] = defaultdict(set)
+        for tag in rows.order_by(*order):
+            key = (tag.content_type_id, tag.object_id)
+            if limit is not None:
+                if tag.name in seen[key] or len(found[key]) >= limit:
+                    continue
+                seen[key].add(tag.name)
+            found[key].append(tag)
+        return found
 
 
 class MediaTag(models.Model):
@@ -263,6 +315,23 @@ class MediaTag(models.Model):
         return f"{self.label} ({self.confidence:.2f})"
 
 
+class ModerationDecisionQuerySet(ObjectQuerySet):
+    """Queries over moderation decisions."""
+
+    def current(self) -> ModerationDecisionQuerySet:
+        """The newest decision per object: each object's current verdict."""
+        newer = ModerationDecision.objects.filter(
+            content_type=models.OuterRef("content_type"),
+            object_id=models.OuterRef("object_id"),
+        ).filter(
+            models.Q(decided_at__gt=models.OuterRef("decided_at"))
+            | models.Q(
+                decided_at=models.OuterRef("decided_at"), pk__gt=models.OuterRef("pk")
+            )
+        )
+        return self.filter(~models.Exists(newer))
+
+
 class ModerationDecision(models.Model):
     """One verdict on one object; the newest row is the current verdict."""
 
@@ -300,7 +369,7 @@ class ModerationDecision(models.Model):
     note = models.TextField(_("note"), blank=True)
     decided_at = models.DateTimeField(_("decided at"), auto_now_add=True)
 
-    objects = ObjectQuerySet.as_manager()
+    objects = ModerationDecisionQuerySet.as_manager()
 
     class Meta:
         verbose_name = _("moderation decision")
@@ -321,6 +390,50 @@ class ModerationDecision(models.Model):
     def pins_verdict(self) -> bool:
         """Human decisions stand until the content changes."""
         return self.source == self.Source.HUMAN
+
+
+class ReviewClaimQuerySet(models.QuerySet):
+    """Queries over reviewer claims."""
+
+    def live(self) -> ReviewClaimQuerySet:
+        """Claims that have not expired."""
+        return self.filter(expires_at__gt=timezone.now())
+
+
+class ReviewClaim(models.Model):
+    """A reviewer holds one object of the review queue until ``expires_at``.
+
+    Written only by :mod:`django_cloudinary_analysis.review` (conditional
+    updates), so two reviewers never work on the same object.
+    """
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+    )
+    object_id = models.CharField(_("object id"), max_length=255)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        verbose_name=_("reviewer"),
+    )
+    claimed_at = models.DateTimeField(_("claimed at"))
+    expires_at = models.DateTimeField(_("expires at"))
+
+    objects = ReviewClaimQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("review claim")
+        verbose_name_plural = _("review claims")
+        ordering = ["expires_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["content_type", "object_id"], name="dca_claim_object_uniq"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_type_id}:{self.object_id} by {self.claimed_by_id}"
 
 
 class QuotaState(models.Model):

@@ -4,6 +4,10 @@ The policy is an import string (``MODERATION_POLICY``) naming a class with
 ``decide(analyses) -> Verdict | None``. It receives the newest analysis per
 (field, type) for the object's current files, tags prefetched; ``None``
 means "no verdict yet" (something that matters is still running).
+
+A policy may also have ``describe(reason) -> str | None`` that words the
+reasons it produces; :func:`describe` asks it first, so the admin shows a
+custom policy's reasons in words, and falls back to :func:`describe_default`.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from django.utils.translation import gettext
 
 from django_cloudinary_analysis.models import (
     Analysis,
@@ -145,3 +151,66 @@ def get_policy() -> Any:
     from django_cloudinary_analysis.conf import import_setting
 
     return import_setting("MODERATION_POLICY")()
+
+
+def describe_default(reason: Any) -> str:
+    """One line of plain text for a reason of the default policy or the services.
+
+    Unknown rules are shown as ``rule: key=value, …`` so nothing is hidden.
+    """
+    if not isinstance(reason, dict):
+        return str(reason)
+    rule = reason.get("rule")
+    where = reason.get("field") or ""
+    question = {"question": reason.get("question", "?")}
+    if rule == "question_yes":
+        text = gettext("answered yes: %(question)s") % question
+    elif rule == "question_unknown":
+        text = gettext("unsure: %(question)s") % question
+    elif rule == "label":
+        confidence = reason.get("confidence")
+        text = gettext("label %(label)s") % {"label": reason.get("label", "?")}
+        if confidence is not None:
+            text += f" ({float(confidence):.2f})"
+    elif rule == "analysis_not_succeeded":
+        text = gettext("%(type)s %(status)s: %(reason)s") % {
+            "type": reason.get("type", "?"),
+            "status": reason.get("status", "?"),
+            "reason": reason.get("reason") or gettext("no reason given"),
+        }
+    elif rule == "content_changed":
+        text = gettext("new content in %(fields)s") % {
+            "fields": ", ".join(map(str, reason.get("fields") or [])) or "?"
+        }
+        where = ""
+    elif rule == "human":
+        text = gettext("decided by a person")
+    elif rule == "released":
+        text = gettext("released to the automatic policy")
+    elif rule == "all_clear":
+        text = gettext("every moderation check passed")
+    elif rule == "no_moderation_analyses":
+        text = gettext("no moderation analysis configured")
+    else:
+        extras = ", ".join(
+            f"{key}={value}" for key, value in reason.items() if key != "rule"
+        )
+        text = f"{rule}: {extras}" if extras else str(rule)
+    return f"{text} ({where})" if where else text
+
+
+def describe(reason: Any, policy: Any = None) -> str:
+    """One line of plain text for one entry of a decision's ``reasons``.
+
+    The policy (the configured one unless given) words its own reasons
+    through an optional ``describe(reason)``; ``None`` from it, or no such
+    method, falls back to :func:`describe_default`.
+    """
+    if policy is None:
+        policy = get_policy()
+    own = getattr(policy, "describe", None)
+    if callable(own):
+        text = own(reason)
+        if text is not None:
+            return str(text)
+    return describe_default(reason)

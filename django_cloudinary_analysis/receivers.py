@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import apps
 from django.db.models.signals import post_delete, post_save, pre_save
 
 from django_cloudinary_analysis.conf import app_settings
 from django_cloudinary_analysis.mixins import (
-    AnalyzedMedia,
     changed_fields,
     file_snapshot,
+    media_models,
 )
 from django_cloudinary_analysis.models import ModerationStatus
 
@@ -24,12 +23,11 @@ DISPATCH_PREFIX = "cloudinary_analysis"
 
 def connect() -> None:
     """Connect the receivers to every concrete model using the mixin."""
-    for model in apps.get_models():
-        if issubclass(model, AnalyzedMedia) and not model._meta.abstract:
-            uid = f"{DISPATCH_PREFIX}:{model._meta.label_lower}"
-            pre_save.connect(before_save, sender=model, dispatch_uid=uid + ":pre")
-            post_save.connect(after_save, sender=model, dispatch_uid=uid + ":post")
-            post_delete.connect(after_delete, sender=model, dispatch_uid=uid + ":del")
+    for model in media_models(proxies=True):
+        uid = f"{DISPATCH_PREFIX}:{model._meta.label_lower}"
+        pre_save.connect(before_save, sender=model, dispatch_uid=uid + ":pre")
+        post_save.connect(after_save, sender=model, dispatch_uid=uid + ":post")
+        post_delete.connect(after_delete, sender=model, dispatch_uid=uid + ":del")
 
 
 def before_save(

@@ -53,3 +53,7 @@ def image_file() -> Callable[..., ContentFile]:
         return ContentFile(png_bytes(seed), name=name)
 
     return make
+
+
+# The admin tests' fixtures live beside their helpers.
+from tests.support.admin import staff_client, uploaded  # noqa: E402, F401

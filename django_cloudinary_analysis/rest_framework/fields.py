@@ -8,11 +8,9 @@ does the same lazily, when the queryset (or a page of it) is evaluated.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import F, Q
 from django.db.models.query import ModelIterable
 from rest_framework import serializers
 
@@ -24,8 +22,6 @@ if TYPE_CHECKING:
 
 #: The instance attribute holding an object's loaded tags.
 TAGS_CACHE = "_cloudinary_analysis_tags"
-
-TAG_ORDER = (F("confidence").desc(nulls_last=True), "name", "pk")
 
 
 class ContentTypeField(serializers.CharField):
@@ -44,18 +40,7 @@ def load_tags(
     keys: Iterable[tuple[int, str]],
 ) -> dict[tuple[int, str], list[MediaTag]]:
     """Tags of many (content type id, object id) pairs, in one query."""
-    by_type: dict[int, set[str]] = defaultdict(set)
-    for ct_id, object_id in keys:
-        by_type[ct_id].add(object_id)
-    found: dict[tuple[int, str], list[MediaTag]] = defaultdict(list)
-    if not by_type:
-        return found
-    condition = Q(pk__in=[])
-    for ct_id, object_ids in by_type.items():
-        condition |= Q(content_type_id=ct_id, object_id__in=sorted(object_ids))
-    for tag in MediaTag.objects.filter(condition).order_by(*TAG_ORDER):
-        found[(tag.content_type_id, tag.object_id)].append(tag)
-    return found
+    return MediaTag.objects.by_object(keys)
 
 
 def tag_key(obj: Model) -> tuple[int, str]:

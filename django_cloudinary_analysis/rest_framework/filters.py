@@ -44,15 +44,6 @@ QUEUE_STATUSES = (ModerationStatus.PENDING, ModerationStatus.REVIEW)
 # -- models -------------------------------------------------------------------
 
 
-def media_models() -> list[type[Model]]:
-    """Every installed concrete model that uses the ``AnalyzedMedia`` mixin."""
-    return [
-        model
-        for model in apps.get_models()
-        if issubclass(model, AnalyzedMedia) and not model._meta.proxy
-    ]
-
-
 def model_label(model: type[Model]) -> str:
     """The ``app_label.model`` name the API uses for a model."""
     return f"{model._meta.app_label}.{model._meta.model_name}"

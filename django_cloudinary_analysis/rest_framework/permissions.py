@@ -15,12 +15,16 @@ from django.utils.module_loading import import_string
 from rest_framework import permissions
 
 from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.models import (  # re-exported for the views
+    REANALYZE_PERMISSION as REANALYZE_PERMISSION,
+)
+from django_cloudinary_analysis.models import (
+    REVIEW_PERMISSION as REVIEW_PERMISSION,
+)
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
 
-REANALYZE_PERMISSION = "cloudinary_analysis.reanalyze_media"
-REVIEW_PERMISSION = "cloudinary_analysis.review_media"
 
 DEFAULT_PERMISSION_CLASSES: tuple[type[permissions.BasePermission], ...] = (
     permissions.IsAdminUser,

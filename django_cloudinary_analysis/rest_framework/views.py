@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from rest_framework import exceptions, mixins, status, viewsets
@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from django_cloudinary_analysis import services
-from django_cloudinary_analysis.mixins import content_type_for
+from django_cloudinary_analysis.mixins import content_type_for, media_models
 from django_cloudinary_analysis.models import Analysis, ModerationDecision
 from django_cloudinary_analysis.rest_framework import filters, parsers
 from django_cloudinary_analysis.rest_framework.fields import attach_media_tags
@@ -84,7 +84,7 @@ class CloudinaryAnalysisViewMixin:
         if not self.filters_objects():
             return queryset
         condition = Q(pk__in=[])
-        for model in filters.media_models():
+        for model in media_models():
             ids = (
                 self.filter_objects(model._default_manager.all())
                 .annotate(_dca_oid=filters.pk_as_text(model, queryset.db))
@@ -271,19 +271,10 @@ class ModerationViewSet(
 
     def get_queryset(self) -> QuerySet[ModerationDecision]:
         """Current verdicts (newest decision per object) that await review."""
-        newer = ModerationDecision.objects.filter(
-            content_type=OuterRef("content_type"),
-            object_id=OuterRef("object_id"),
-        ).filter(
-            Q(decided_at__gt=OuterRef("decided_at"))
-            | Q(decided_at=OuterRef("decided_at"), pk__gt=OuterRef("pk"))
-        )
-        types = [content_type_for(m) for m in filters.media_models()]
+        types = [content_type_for(m) for m in media_models()]
         queryset = (
-            ModerationDecision.objects.filter(
-                status__in=filters.QUEUE_STATUSES, content_type__in=types
-            )
-            .exclude(Exists(newer))
+            ModerationDecision.objects.current()
+            .filter(status__in=filters.QUEUE_STATUSES, content_type__in=types)
             .select_related("content_type", "decided_by")
             .prefetch_related("content_object")
             # Oldest first: the queue is worked in the order things arrived.

@@ -11,7 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from django_cloudinary_analysis import analyses, services
-from django_cloudinary_analysis.mixins import AnalyzedMedia
+from django_cloudinary_analysis.mixins import AnalyzedMedia, media_models
 
 
 class Command(BaseCommand):
@@ -104,11 +104,7 @@ class Command(BaseCommand):
 
     def _models(self, labels: list[str]) -> list[type[AnalyzedMedia]]:
         if not labels:
-            found = [
-                m
-                for m in apps.get_models()
-                if issubclass(m, AnalyzedMedia) and not m._meta.abstract
-            ]
+            found = media_models(proxies=True)
             if not found:
                 raise CommandError("no model uses the AnalyzedMedia mixin")
             return found
