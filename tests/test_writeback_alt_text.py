@@ -10,23 +10,15 @@ from django_cloudinary_analysis.exceptions import ServerError
 from django_cloudinary_analysis.writeback.alt_text import truncate_words
 from django_cloudinary_analysis.writeback.models import WrittenValue
 from tests.models import TaggedPhoto
+from tests.support.writeback import run
 
 pytestmark = pytest.mark.django_db
+
+__all__ = ["run"]  # the fixture
 
 
 def caption(text: str) -> None:
     MemoryBackend.set_result("captioning", {"data": {"caption": text}})
-
-
-@pytest.fixture
-def run(django_capture_on_commit_callbacks):
-    """Run a block's on-commit callbacks: the eager tasks and the signals."""
-
-    def run(action, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, **kwargs)
-
-    return run
 
 
 def written(photo: TaggedPhoto):
