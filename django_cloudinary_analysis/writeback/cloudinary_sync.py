@@ -53,9 +53,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 #: Verdicts Cloudinary's moderation knows; the others have no counterpart.
-PUSHED_VERDICTS = {
-    ModerationStatus.APPROVED: "approved",
-    ModerationStatus.REJECTED: "rejected",
+PUSHED_VERDICTS: dict[str, str] = {
+    str(ModerationStatus.APPROVED): "approved",
+    str(ModerationStatus.REJECTED): "rejected",
 }
 UNFINISHED = (SyncStatus.PENDING, SyncStatus.RUNNING, SyncStatus.RETRYING)
 

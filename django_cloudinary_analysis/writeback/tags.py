@@ -143,7 +143,7 @@ def reconcile(
                     WrittenValue(
                         content_type_id=content_type_id,
                         object_id=str(obj.pk),
-                        target=WrittenValue.Target.TAGGIT,
+                        target=str(WrittenValue.Target.TAGGIT),
                         field_name=field_name,
                         value=name,
                     )
