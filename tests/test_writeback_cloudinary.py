@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import cloudinary
 import pytest
-from cloudinary import CloudinaryResource
 
 from django_cloudinary_analysis import services
 from django_cloudinary_analysis.backends.memory import MemoryBackend
@@ -17,7 +16,7 @@ from django_cloudinary_analysis.writeback import cloudinary_sync
 from django_cloudinary_analysis.writeback.models import CloudinarySync
 from tests.models import CloudPhoto, TaggedPhoto
 from tests.support.fake_cloudinary import FakeCloudinary
-from tests.support.writeback import labels, run
+from tests.support.writeback import cloudinary_image, labels, run
 
 pytestmark = pytest.mark.django_db
 
@@ -55,14 +54,7 @@ def fake(server, settings):
 
 
 def upload(run, public_id: str = PUBLIC_ID) -> CloudPhoto:
-    resource = CloudinaryResource(
-        public_id,
-        version="1712345678",
-        format="jpg",
-        type="upload",
-        resource_type="image",
-    )
-    return run(CloudPhoto.objects.create, image=resource)
+    return run(CloudPhoto.objects.create, image=cloudinary_image(public_id))
 
 
 def syncs(kind: str | None = None) -> list[tuple[str, str]]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from cloudinary import CloudinaryResource
 from django.db import transaction
 
 from django_cloudinary_analysis import services
@@ -25,6 +24,7 @@ from tests.integration.writeback_settings import SYNC_TO_CLOUDINARY
 from tests.models import CloudPhoto
 from tests.support.fake_cloudinary import FakeCloudinary
 from tests.support.services import CeleryWorker
+from tests.support.writeback import cloudinary_image
 
 pytestmark = pytest.mark.integration
 
@@ -73,15 +73,8 @@ def sync(it: It, cloud: FakeCloudinary, sync_worker, settings):  # type: ignore[
 
 
 def upload(public_id: str) -> CloudPhoto:
-    resource = CloudinaryResource(
-        public_id,
-        version="1712345678",
-        format="jpg",
-        type="upload",
-        resource_type="image",
-    )
     with transaction.atomic():
-        return CloudPhoto.objects.create(image=resource)
+        return CloudPhoto.objects.create(image=cloudinary_image(public_id))
 
 
 def wait_synced(it: It, worker: CeleryWorker, expect: int) -> dict[str, str]:

@@ -25,3 +25,16 @@ def run(django_capture_on_commit_callbacks: Any) -> Callable[..., Any]:
             return action(*args, **kwargs)
 
     return run
+
+
+def cloudinary_image(public_id: str) -> Any:
+    """A pycloudinary CloudinaryResource, as a CloudinaryField upload leaves it."""
+    from cloudinary import CloudinaryResource
+
+    return CloudinaryResource(
+        public_id,
+        version="1712345678",
+        format="jpg",
+        type="upload",
+        resource_type="image",
+    )
