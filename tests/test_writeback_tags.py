@@ -171,3 +171,13 @@ def test_queries_per_object_do_not_grow_with_the_number_of_tags(
         assert names(photo) == sorted(wanted)
     assert counts[1] == counts[20], counts
     assert counts[20] <= 12, counts
+
+
+def test_an_apps_tag_a_person_removed_and_added_again_is_theirs(run, image_file):
+    labels(("cat", 0.9))
+    photo = run(TaggedPhoto.objects.create, image=image_file())
+    photo.tags.remove("cat")
+    photo.tags.add("cat")  # now the person's
+    labels(("dog", 0.9))
+    run(photo.analyze, force=True)
+    assert names(photo) == ["cat", "dog"]

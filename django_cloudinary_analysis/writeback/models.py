@@ -45,6 +45,15 @@ class WrittenValue(models.Model):
         blank=True,
         help_text=_("The Cloudinary public id the tag was added to."),
     )
+    item_id = models.CharField(
+        _("taggit item"),
+        max_length=100,
+        blank=True,
+        help_text=_(
+            "The tagged-item row the app created: a tag a person removed and "
+            "added again is a new row, and theirs."
+        ),
+    )
     withdrawn = models.BooleanField(
         _("removed by a person"),
         default=False,

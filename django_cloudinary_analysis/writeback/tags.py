@@ -96,10 +96,10 @@ def reconcile(
         tag_model: Any = through.tag_model()
         lookup = through.lookup_kwargs(obj)
         present = {
-            _key(name): tag_id
-            for name, tag_id in through._default_manager.filter(**lookup).values_list(
-                "tag__name", "tag_id"
-            )
+            _key(name): (tag_id, str(item_id))
+            for name, tag_id, item_id in through._default_manager.filter(
+                **lookup
+            ).values_list("tag__name", "tag_id", "pk")
         }
         records = list(
             WrittenValue.objects.filter(
@@ -109,16 +109,27 @@ def reconcile(
                 field_name=field_name,
             )
         )
-        ours = {_key(r.value): r for r in records if not r.withdrawn}
+        active = [r for r in records if not r.withdrawn]
+        # The app's tags are the items it created; the same name on another
+        # item was added again by a person, and is theirs.
+        ours = {
+            _key(r.value): r
+            for r in active
+            if present.get(_key(r.value), (None, ""))[1] == r.item_id
+        }
+        taken = [
+            r.pk for r in active if _key(r.value) in present and r not in ours.values()
+        ]
         # An app tag that is gone was removed by a person: do not add it again.
-        newly_withdrawn = [r.pk for k, r in ours.items() if k not in present]
+        gone = [r for r in active if _key(r.value) not in present]
         withdrawn = {_key(r.value) for r in records if r.withdrawn}
-        withdrawn |= {k for k in ours if k not in present}
+        withdrawn |= {_key(r.value) for r in gone}
         stale = [r.pk for r in records if _key(r.value) not in wanted]
         skip = set(present) | withdrawn
         to_add = [n for n in desired if _key(n) not in skip]
-        to_remove = [ours[k].value for k in ours if k in present and k not in wanted]
+        to_remove = [r.value for k, r in ours.items() if k not in wanted]
 
+        items: dict[Any, str] = {}
         if to_add:
             tags = _tag_objects(tag_model, to_add)
             ids = {t.pk for t in tags}
@@ -127,16 +138,25 @@ def reconcile(
                 [through(tag=tag, **lookup) for tag in tags], ignore_conflicts=True
             )
             _m2m_changed(through, obj, tag_model, "post_add", ids)
+            items = {
+                tag_id: str(item_id)
+                for tag_id, item_id in through._default_manager.filter(
+                    **lookup, tag_id__in=ids
+                ).values_list("tag_id", "pk")
+            }
         if to_remove:
-            ids = {present[_key(n)] for n in to_remove}
+            ids = {present[_key(n)][0] for n in to_remove}
             _m2m_changed(through, obj, tag_model, "pre_remove", ids)
             through._default_manager.filter(**lookup, tag_id__in=ids).delete()
             _m2m_changed(through, obj, tag_model, "post_remove", ids)
-        if newly_withdrawn:
-            WrittenValue.objects.filter(pk__in=newly_withdrawn).update(withdrawn=True)
-        if stale:
-            # Gone from the content: forget it (also a person's removal of it).
-            WrittenValue.objects.filter(pk__in=stale).delete()
+        if gone:
+            WrittenValue.objects.filter(pk__in=[r.pk for r in gone]).update(
+                withdrawn=True
+            )
+        if stale or taken:
+            # Gone from the content (also a person's removal of it), or now a
+            # person's tag: forget it.
+            WrittenValue.objects.filter(pk__in=stale + taken).delete()
         if to_add:
             WrittenValue.objects.bulk_create(
                 [
@@ -146,8 +166,9 @@ def reconcile(
                         target=str(WrittenValue.Target.TAGGIT),
                         field_name=field_name,
                         value=name,
+                        item_id=items.get(tag.pk, ""),
                     )
-                    for name in to_add
+                    for name, tag in zip(to_add, tags, strict=True)
                 ]
             )
     if to_add or to_remove:
