@@ -242,3 +242,15 @@ def test_django_cloudinary_storage_files_are_recognised():
 
     asset = cloudinary_sync.asset_for(Obj(), "image")
     assert asset == cloudinary_sync.Asset("media/photos/cat_x1y2", "image", "upload")
+
+
+def test_no_labels_to_push_spares_the_admin_api(fake, run, settings):
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "SYNC_TO_CLOUDINARY": {"moderation": False},
+    }
+    fake.add_asset(PUBLIC_ID)
+    labels(("cat", 0.3))
+    upload(run)
+    assert syncs() == [("tags", "synced")]
+    assert fake.calls == []

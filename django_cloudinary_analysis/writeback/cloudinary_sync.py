@@ -171,6 +171,8 @@ def moderation_changed(
 def _create(obj: Model, field_name: str, asset: Asset, **fields: Any) -> CloudinarySync:
     from django_cloudinary_analysis.mixins import content_type_for
 
+    if fields.get("status", SyncStatus.PENDING) != SyncStatus.PENDING:
+        fields["finished_at"] = timezone.now()  # decided here: nothing to push
     sync = CloudinarySync.objects.create(
         content_type=content_type_for(obj),
         object_id=str(obj.pk),
@@ -182,9 +184,6 @@ def _create(obj: Model, field_name: str, asset: Asset, **fields: Any) -> Cloudin
     )
     if sync.status == SyncStatus.PENDING:
         transaction.on_commit(lambda: enqueue(sync.pk))
-    else:
-        sync.finished_at = timezone.now()
-        CloudinarySync.objects.filter(pk=sync.pk).update(finished_at=sync.finished_at)
     return sync
 
 
@@ -301,8 +300,6 @@ def _push_tags(sync: CloudinarySync) -> SyncOutcome:
     desired = [_cloudinary_tag(prefix + name) for name in site_tag_names(labels)]
     desired = [t for t in dict.fromkeys(desired) if t]
 
-    details = _call("resource", sync, _details)
-    on_asset = set(_strings(details.get("tags")))
     record_filter = {
         "content_type_id": sync.content_type_id,
         "object_id": sync.object_id,
@@ -310,6 +307,12 @@ def _push_tags(sync: CloudinarySync) -> SyncOutcome:
         "field_name": sync.field_name,
     }
     records = list(WrittenValue.objects.filter(**record_filter))
+    if not desired and not records:
+        # Nothing to add and nothing of ours to remove: spare the Admin API,
+        # which is rate-limited per hour.
+        return _finish(sync, SyncStatus.SYNCED, message="no tags to push")
+    details = _call("resource", sync, _details)
+    on_asset = set(_strings(details.get("tags")))
     # Tags recorded for an earlier asset of this field stay on that asset.
     old = [r.pk for r in records if r.asset != sync.public_id]
     records = [r for r in records if r.asset == sync.public_id]
