@@ -64,6 +64,13 @@ DEFAULTS: dict[str, Any] = {
     "API_PERMISSION_CLASSES": None,
     # Import path of ``f(request, queryset) -> queryset`` limiting visible objects.
     "API_OBJECT_FILTER": None,
+    # Write-back (AnalysisMeta.tags_field and SYNC_TO_CLOUDINARY): labels at
+    # least this confident become tags; TAG_MAP renames ({"kitten": "cat"}) or
+    # drops (None) API labels, matched case-insensitively.
+    "TAG_WRITE_MIN_CONFIDENCE": 0.7,
+    "TAG_MAP": {},
+    # {"tags": True, "moderation": True, "tag_prefix": ""}; off when unset.
+    "SYNC_TO_CLOUDINARY": None,
 }
 
 

@@ -148,7 +148,8 @@ class AnalyzedMediaQuerySet(models.QuerySet):
 class AnalyzedMedia(models.Model):
     """Abstract base: analyses every configured file on upload.
 
-    Configure with an inner ``AnalysisMeta`` class (``fields``, ``analyses``).
+    Configure with an inner ``AnalysisMeta`` class (``fields``, ``analyses``;
+    write-back: ``alt_text_field``, ``tags_field``, see ``writeback.options``).
     """
 
     moderation_status = models.CharField(

@@ -452,3 +452,8 @@ class QuotaState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feature}: {self.remaining} left"
+
+
+# Write-back models live in their own module (one concern per module); importing
+# them here is how Django finds them.
+from django_cloudinary_analysis.writeback import models as _writeback  # noqa: E402, F401

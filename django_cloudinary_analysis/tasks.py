@@ -59,3 +59,22 @@ def poll_remote(self, analysis_id: int) -> str:  # type: ignore[no-untyped-def]
     if outcome.retry_in is not None and not self.request.is_eager:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
+
+
+@shared_task(
+    bind=True,
+    name="cloudinary_analysis.sync_to_cloudinary",
+    acks_late=True,
+    ignore_result=True,
+    max_retries=None,  # attempts are bounded by MAX_ATTEMPTS in the sync
+)
+def sync_to_cloudinary(self, sync_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Push one analysis's tags or one decision's verdict to Cloudinary."""
+    from django_cloudinary_analysis.writeback import cloudinary_sync
+
+    outcome = cloudinary_sync.run(sync_id)
+    if outcome.retry_in is None:
+        return outcome.status
+    if self.request.is_eager:
+        return self.retry(countdown=outcome.retry_in, throw=False)  # type: ignore[no-any-return]
+    raise self.retry(countdown=outcome.retry_in)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from cloudinary.models import CloudinaryField
 from django.db import models
+from taggit.managers import TaggableManager
 
 from django_cloudinary_analysis.mixins import AnalyzedMedia
 
@@ -77,3 +79,35 @@ class PlainPhoto(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"plain photo {self.pk}"
+
+
+class TaggedPhoto(AnalyzedMedia):
+    """Write-back: caption to alt text, labels to django-taggit tags."""
+
+    title = models.CharField(max_length=100, blank=True)
+    image = models.ImageField(upload_to="tagged/", blank=True)
+    alt_text = models.CharField(max_length=60, blank=True)
+    tags = TaggableManager(blank=True)
+
+    class AnalysisMeta:
+        fields = ["image"]
+        analyses = ["captioning", "google_tagging", "coco", "ai_vision_moderation"]
+        alt_text_field = "alt_text"
+        tags_field = "tags"
+
+    def __str__(self) -> str:
+        return self.title or f"tagged photo {self.pk}"
+
+
+class CloudPhoto(AnalyzedMedia):
+    """Write-back: an image stored on Cloudinary (pycloudinary's field)."""
+
+    title = models.CharField(max_length=100, blank=True)
+    image = CloudinaryField("image", blank=True)
+
+    class AnalysisMeta:
+        fields = ["image"]
+        analyses = ["google_tagging", "ai_vision_moderation"]
+
+    def __str__(self) -> str:
+        return self.title or f"cloud photo {self.pk}"

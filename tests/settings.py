@@ -25,6 +25,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "taggit",
     "django_cloudinary_analysis",
     "tests",
 ]
