@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cloudinary_analysis', '0001_initial'),
+        ('cloudinary_analysis', '0002_review_claims'),
         ('contenttypes', '0002_remove_content_type_name'),
     ]
 
