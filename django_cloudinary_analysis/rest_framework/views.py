@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from django_cloudinary_analysis import services
 from django_cloudinary_analysis.mixins import content_type_for
 from django_cloudinary_analysis.models import Analysis, ModerationDecision
-from django_cloudinary_analysis.rest_framework import filters
+from django_cloudinary_analysis.rest_framework import filters, pagination
 from django_cloudinary_analysis.rest_framework.fields import attach_media_tags
 from django_cloudinary_analysis.rest_framework.permissions import (
     REANALYZE_PERMISSION,
@@ -50,6 +50,15 @@ class CloudinaryAnalysisViewMixin:
     #: action name → model permissions it needs on top of the base classes
     action_permissions: dict[str, tuple[str, ...]] = {}
     request: Any
+
+    @property
+    def pagination_class(self) -> type[Any] | None:
+        """Paginated by default: the site's DRF paging, else ``API_PAGE_SIZE``."""
+        return self.__dict__.get("_pagination_class", pagination.pagination_class())
+
+    @pagination_class.setter
+    def pagination_class(self, value: type[Any] | None) -> None:
+        self.__dict__["_pagination_class"] = value
 
     def get_permissions(self) -> list[BasePermission]:
         """The configured base classes (staff by default), then action perms."""
