@@ -53,7 +53,8 @@ def is_cloudinary_field(field: Field[Any, Any] | Any) -> bool:
 
 
 def _is_cloudinary_storage(storage: Any) -> bool:
-    return type(storage).__module__.startswith("cloudinary_storage")
+    # __class__, not type(): default_storage is a LazyObject that proxies it.
+    return str(storage.__class__.__module__).startswith("cloudinary_storage")
 
 
 def check_image_name(name: str) -> None:

@@ -209,6 +209,25 @@ def test_cloudinary_storage_files_are_keyed_by_etag_not_name(admin_api, tmp_path
     assert content_key(media) == "sha256:" + hashlib.sha256(png_bytes(1)).hexdigest()
 
 
+def test_cloudinary_storage_as_the_default_storage(admin_api, settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "tests.test_sources.FakeMediaCloudinaryStorage",
+            "OPTIONS": {"location": str(tmp_path)},
+        },
+    }
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "AUTO_ANALYZE": False,
+    }
+    photo = Photo.objects.create(image=ContentFile(png_bytes(2), name="cat.png"))
+    admin_api.etags[photo.image.name] = "etag-of-cat"
+    media = resolve(photo, "image")
+    assert media.source.uri.startswith("https://res.cloudinary.com/demo/")
+    assert content_key(media) == "cloudinary-etag:etag-of-cat"
+
+
 def test_video_storage_files_are_skipped(tmp_path):
     storage = FakeMediaCloudinaryStorage(location=tmp_path)
     storage.RESOURCE_TYPE = "video"
