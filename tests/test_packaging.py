@@ -187,3 +187,26 @@ def _msgids(po: Path) -> set[tuple[str, ...]]:
                 tuple(parts.get(k, "") for k in ("msgctxt", "msgid", "msgid_plural"))
             )
     return found
+
+
+def test_bare_pytest_finds_the_tests_package():
+    """``pytest`` works like ``python -m pytest`` (``pythonpath`` setting)."""
+    script = Path(sys.executable).with_name("pytest")
+    if not script.exists():
+        pytest.skip("no pytest console script beside this interpreter")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [
+            str(script),
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_conf.py",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
