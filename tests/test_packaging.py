@@ -210,3 +210,16 @@ def test_bare_pytest_finds_the_tests_package():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_tox_cell_fails_on_another_django(monkeypatch):
+    import django
+
+    from tests.conftest import pytest_sessionstart
+
+    running = "{}.{}".format(*django.VERSION[:2])
+    monkeypatch.setenv("TOX_DJANGO", running)
+    pytest_sessionstart(None)  # type: ignore[arg-type]
+    monkeypatch.setenv("TOX_DJANGO", "3.2")
+    with pytest.raises(pytest.UsageError, match=r"names Django 3\.2"):
+        pytest_sessionstart(None)  # type: ignore[arg-type]

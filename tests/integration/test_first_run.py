@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.support.fake_api import FakeAnalyzeAPI
-from tests.support.services import LOOPBACK, RedisServer
+from tests.support.services import LOOPBACK, RedisServer, skip_or_fail
 from tests.test_packaging import build_wheel
 
 pytestmark = pytest.mark.integration
@@ -61,11 +61,17 @@ def user_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pip(venv: Path, *requirements: str) -> None:
     """Install from the package index (the pip cache makes it quick)."""
-    subprocess.run(
+    result = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", *requirements],
-        check=True,
         env=clean_env(venv),
+        capture_output=True,
+        text=True,
     )
+    if result.returncode:
+        skip_or_fail(
+            f"pip cannot install {' '.join(requirements)} (no package index?): "
+            + result.stderr[-1500:]
+        )
 
 
 def clean_env(venv: Path, **extra: str) -> dict[str, str]:
