@@ -24,11 +24,6 @@ def _celery_app():  # type: ignore[no-untyped-def]
 _celery_app()
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    """Name the Django the session really runs (tox cells assert it below)."""
-    return f"django: {django.get_version()}"
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     """Fail a tox cell whose Django is not the one it names (TOX_DJANGO)."""
     expected = os.environ.get("TOX_DJANGO")
