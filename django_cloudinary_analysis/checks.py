@@ -1,7 +1,7 @@
 """System checks for every misconfiguration a site can make.
 
 Ledger of ids (never reuse one, even after a check is removed):
-E001 credentials missing for the Cloudinary backend
+E001 credentials missing for the Cloudinary backend (``check --deploy`` only)
 E002 unknown analysis type in DEFAULT_ANALYSES or ASYNC_TYPES
 E003 unknown analysis type in a model's AnalysisMeta
 E004 extras an analysis type does not accept, or required extras missing
@@ -12,8 +12,10 @@ E008 ASYNC_TYPES set without an absolute WEBHOOK_URL
 E009 ON_FAILURE is neither "review" nor "pending"
 E010 CLOUDINARY_URL is malformed
 E011 LABEL_RULES entries are malformed
-W001 relative MEDIA_URL and no MEDIA_BASE_URL: the API cannot fetch local media
+W001 a storage the models use gives relative URLs and no MEDIA_BASE_URL is set
 W002 an analysis type in ASYNC_TYPES cannot run async (it runs synchronously)
+W003 credentials missing for the Cloudinary backend (development: migrate,
+     runserver and the rest keep working; ``check --deploy`` reports E001)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db.models import FileField
 from django.utils.module_loading import import_string
 
 TAG = "cloudinary_analysis"
@@ -36,6 +39,7 @@ def register() -> None:
     """Register the app's checks with Django."""
     checks.register(check_settings, TAG)
     checks.register(check_models, TAG, checks.Tags.models)
+    checks.register(check_deploy, TAG, deploy=True)
 
 
 def _uses_cloudinary_backend(backend: str) -> bool:
@@ -51,53 +55,29 @@ def _uses_cloudinary_backend(backend: str) -> bool:
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Validate ``CLOUDINARY_ANALYSIS`` and the credentials."""
     from django_cloudinary_analysis import analyses
-    from django_cloudinary_analysis.conf import app_settings
-    from django_cloudinary_analysis.exceptions import ConfigurationError
+    from django_cloudinary_analysis.conf import IMPORT_STRINGS, app_settings
 
     errors: list[checks.CheckMessage] = []
-    for setting in ("BACKEND", "SOURCE_RESOLVER", "MODERATION_POLICY"):
-        path = getattr(app_settings, setting)
-        try:
-            import_string(path)
-        except ImportError as exc:
-            errors.append(
-                checks.Error(
-                    f"CLOUDINARY_ANALYSIS['{setting}'] = {path!r} cannot be imported.",
-                    hint=str(exc),
-                    id=ID.format("E005"),
-                )
-            )
-
-    if _uses_cloudinary_backend(app_settings.BACKEND):
-        try:
-            creds = app_settings.credentials
-        except ConfigurationError as exc:
-            errors.append(
-                checks.Error(str(exc), hint=_CREDENTIALS_HINT, id=ID.format("E010"))
-            )
-        else:
-            if not creds.complete:
+    for setting in IMPORT_STRINGS:
+        value = getattr(app_settings, setting)
+        for path in value if isinstance(value, list) else [value]:
+            if path is None:
+                continue
+            try:
+                import_string(path)
+            except ImportError as exc:
                 errors.append(
                     checks.Error(
-                        "Cloudinary credentials are missing: "
-                        + ", ".join(creds.missing())
-                        + ".",
-                        hint=_CREDENTIALS_HINT,
-                        id=ID.format("E001"),
+                        f"CLOUDINARY_ANALYSIS['{setting}'] = {path!r} cannot be "
+                        "imported.",
+                        hint=str(exc),
+                        id=ID.format("E005"),
                     )
                 )
-        media_url = getattr(settings, "MEDIA_URL", "") or ""
-        if not urlsplit(str(media_url)).scheme and not app_settings.MEDIA_BASE_URL:
-            errors.append(
-                checks.Warning(
-                    f"MEDIA_URL {media_url!r} is relative, so the Analyze API cannot "
-                    "fetch files kept in local media storage.",
-                    hint="Set CLOUDINARY_ANALYSIS['MEDIA_BASE_URL'] to the site's "
-                    "public origin, e.g. 'https://www.example.com', or store media "
-                    "on Cloudinary or another storage with absolute URLs.",
-                    id=ID.format("W001"),
-                )
-            )
+
+    if _uses_cloudinary_backend(app_settings.BACKEND):
+        errors.extend(_credential_messages(checks.Warning, "W003"))
+        errors.extend(_relative_url_warnings())
 
     for setting in ("DEFAULT_ANALYSES", "ASYNC_TYPES"):
         for name in getattr(app_settings, setting) or ():
@@ -167,6 +147,120 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     return errors
 
 
+def check_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``check --deploy``: missing credentials are an error before going live."""
+    from django_cloudinary_analysis.conf import app_settings
+
+    if not _uses_cloudinary_backend(app_settings.BACKEND):
+        return []
+    return [
+        m
+        for m in _credential_messages(checks.Error, "E001")
+        if m.id == ID.format("E001")
+    ]
+
+
+def _credential_messages(
+    level: type[checks.Warning] | type[checks.Error], missing_id: str
+) -> list[checks.CheckMessage]:
+    """E010 for a malformed CLOUDINARY_URL, else ``missing_id`` if incomplete."""
+    from django_cloudinary_analysis.conf import app_settings
+    from django_cloudinary_analysis.exceptions import ConfigurationError
+
+    try:
+        creds = app_settings.credentials
+    except ConfigurationError as exc:
+        return [checks.Error(str(exc), hint=_CREDENTIALS_HINT, id=ID.format("E010"))]
+    if creds.complete:
+        return []
+    msg = "Cloudinary credentials are missing: " + ", ".join(creds.missing()) + "."
+    if level is checks.Warning:
+        msg += (
+            " Analyses will fail with this reason until they are set; "
+            "`check --deploy` reports it as an error."
+        )
+    return [level(msg, hint=_CREDENTIALS_HINT, id=ID.format(missing_id))]
+
+
+def _relative_url_warnings() -> list[checks.CheckMessage]:
+    """W001 for each storage of an analysed field that gives relative URLs.
+
+    Storage classes are read from settings (``STORAGES`` or, on Django 4.2,
+    ``DEFAULT_FILE_STORAGE``), never instantiated: a storage such as
+    django-cloudinary-storage's configures itself on first use.
+    """
+    from django_cloudinary_analysis.conf import app_settings
+    from django_cloudinary_analysis.mixins import AnalyzedMedia, analysis_config
+
+    if app_settings.MEDIA_BASE_URL:
+        return []
+    seen: dict[str, str] = {}
+    for model in apps.get_models():
+        if not issubclass(model, AnalyzedMedia) or model._meta.abstract:
+            continue
+        try:
+            field_names = list(analysis_config(model))
+        except (TypeError, ValueError, ImproperlyConfigured):
+            continue  # E007 reports it
+        for name in field_names:
+            try:
+                field = model._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue  # E006 reports it
+            if not isinstance(field, FileField):
+                continue
+            found = _relative_base_url(field)
+            if found is not None:
+                seen.setdefault(found[0], found[1])
+    return [
+        checks.Warning(
+            f"The storage {label} gives relative URLs ({base_url!r}), so the "
+            "Analyze API cannot fetch the files it keeps.",
+            hint="Set CLOUDINARY_ANALYSIS['MEDIA_BASE_URL'] to the site's public "
+            "origin, e.g. 'https://www.example.com', or store media on "
+            "Cloudinary or another storage with absolute URLs.",
+            id=ID.format("W001"),
+        )
+        for label, base_url in seen.items()
+    ]
+
+
+def _relative_base_url(field: FileField) -> tuple[str, str] | None:
+    """(storage label, base URL) when the field's storage URLs are relative."""
+    from django.core.files.storage import FileSystemStorage, default_storage
+
+    storage = field.storage
+    if storage is default_storage:
+        path, options = _default_storage_setting()
+        try:
+            cls = import_string(path)
+        except ImportError:
+            return None
+        if not (isinstance(cls, type) and issubclass(cls, FileSystemStorage)):
+            return None
+        base_url = str(options.get("base_url") or settings.MEDIA_URL or "")
+        label = path
+    elif isinstance(storage, FileSystemStorage):
+        base_url = str(storage.base_url or "")
+        label = f"{type(storage).__module__}.{type(storage).__qualname__}"
+    else:
+        return None
+    if urlsplit(base_url).scheme:
+        return None
+    return label, base_url
+
+
+def _default_storage_setting() -> tuple[str, dict[str, Any]]:
+    """The default storage's class path and options, as configured."""
+    storages = getattr(settings, "STORAGES", None) or {}
+    default = storages.get("default") or {}
+    legacy = getattr(settings, "DEFAULT_FILE_STORAGE", None)
+    if legacy and not default.get("BACKEND"):
+        return str(legacy), {}
+    path = default.get("BACKEND") or "django.core.files.storage.FileSystemStorage"
+    return str(path), dict(default.get("OPTIONS") or {})
+
+
 def check_models(
     app_configs: Iterable[Any] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
@@ -177,6 +271,7 @@ def check_models(
     from django_cloudinary_analysis.exceptions import InvalidParameters
     from django_cloudinary_analysis.mixins import AnalyzedMedia, analysis_config
     from django_cloudinary_analysis.services import effective_params
+    from django_cloudinary_analysis.sources import is_cloudinary_field
 
     errors: list[checks.CheckMessage] = []
     configs = app_configs or apps.get_app_configs()
@@ -200,7 +295,7 @@ def check_models(
                 try:
                     field = model._meta.get_field(field_name)
                     is_file = isinstance(field, models.FileField) or (
-                        type(field).__name__ == "CloudinaryField"
+                        is_cloudinary_field(field)
                     )
                 except FieldDoesNotExist:
                     is_file = False

@@ -24,7 +24,7 @@ DEFAULT_REJECTION_QUESTIONS = (
 )
 
 DEFAULTS: dict[str, Any] = {
-    # Credentials; when unset, CLOUDINARY_URL, then pycloudinary's config().
+    # Credentials; when unset, see CREDENTIAL_SOURCES for where else to look.
     "CLOUD_NAME": None,
     "API_KEY": None,
     "API_SECRET": None,
@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     "TAG_MAP": {},
     # {"tags": True, "moderation": True, "tag_prefix": ""}; off when unset.
     "SYNC_TO_CLOUDINARY": None,
+    # Page size of the API's lists when the site sets no DRF
+    # DEFAULT_PAGINATION_CLASS; None turns paging off.
+    "API_PAGE_SIZE": 50,
 }
 
 
@@ -82,7 +85,7 @@ class Credentials:
     api_key: str | None = None
     api_secret: str | None = None
     oauth_token: str | None = None
-    source: str = "settings"
+    source: str = "CLOUDINARY_ANALYSIS"
 
     def __repr__(self) -> str:
         return (
@@ -126,9 +129,36 @@ def credentials_from_url(url: str) -> Credentials:
     )
 
 
+#: Settings whose value is a dotted import path (or a list of them), resolved
+#: in one place: :func:`import_setting` (DRF's ``IMPORT_STRINGS`` pattern).
+IMPORT_STRINGS = (
+    "BACKEND",
+    "SOURCE_RESOLVER",
+    "MODERATION_POLICY",
+    "API_PERMISSION_CLASSES",
+    "API_OBJECT_FILTER",
+)
+
+#: Where credentials are looked for, first complete set wins (README "Settings").
+CREDENTIAL_SOURCES = (
+    "CLOUDINARY_ANALYSIS",
+    "CLOUDINARY_URL",
+    "CLOUDINARY",
+    "CLOUDINARY_STORAGE",
+    "cloudinary.config()",
+)
+
+
 def import_setting(name: str) -> Any:
-    """Import the dotted path a setting names (cached per path)."""
-    return _import_path(name, app_settings._get(name))
+    """Import what an import-string setting names (a list stays a list; None)."""
+    if name not in IMPORT_STRINGS:
+        raise KeyError(f"{name!r} is not an import-string setting")
+    value = app_settings._get(name)
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_import_path(name, str(item)) for item in value]
+    return _import_path(name, str(value))
 
 
 @lru_cache(maxsize=32)
@@ -141,8 +171,16 @@ def _import_path(name: str, path: str) -> Any:
         ) from exc
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value in (None, "") else str(value)
+
+
 class AppSettings:
-    """Typed access to ``settings.CLOUDINARY_ANALYSIS`` with defaults."""
+    """Typed access to ``settings.CLOUDINARY_ANALYSIS`` with defaults.
+
+    One property per key of :data:`DEFAULTS`, each read on every access and
+    converted to its type, so call sites never cast.
+    """
 
     def _get(self, name: str) -> Any:
         user = getattr(settings, SETTING_NAME, None) or {}
@@ -150,54 +188,269 @@ class AppSettings:
             return user[name]
         return DEFAULTS[name]
 
-    def __getattr__(self, name: str) -> Any:
-        if name in DEFAULTS:
-            return self._get(name)
-        raise AttributeError(name)
-
     @property
     def user_settings(self) -> dict[str, Any]:
         """Return the site's dict (read-only use)."""
         return dict(getattr(settings, SETTING_NAME, None) or {})
 
+    # -- credentials and the API ---------------------------------------------
+
+    @property
+    def CLOUD_NAME(self) -> str | None:
+        """Cloud name from ``CLOUDINARY_ANALYSIS`` only (see ``credentials``)."""
+        return _optional_str(self._get("CLOUD_NAME"))
+
+    @property
+    def API_KEY(self) -> str | None:
+        """API key from ``CLOUDINARY_ANALYSIS`` only."""
+        return _optional_str(self._get("API_KEY"))
+
+    @property
+    def API_SECRET(self) -> str | None:
+        """API secret from ``CLOUDINARY_ANALYSIS`` only."""
+        return _optional_str(self._get("API_SECRET"))
+
+    @property
+    def OAUTH_TOKEN(self) -> str | None:
+        """Bearer token from ``CLOUDINARY_ANALYSIS`` only."""
+        return _optional_str(self._get("OAUTH_TOKEN"))
+
+    @property
+    def BASE_URL(self) -> str | None:
+        """Another API base URL (e.g. a proxy), or None."""
+        return _optional_str(self._get("BASE_URL"))
+
+    @property
+    def TIMEOUT(self) -> tuple[float, float]:
+        """(connect, read) timeouts in seconds; a number means both."""
+        value = self._get("TIMEOUT")
+        if isinstance(value, (int, float)):
+            return (float(value), float(value))
+        connect, read = value
+        return (float(connect), float(read))
+
+    @property
+    def BACKEND(self) -> str:
+        """Import path of the backend class."""
+        return str(self._get("BACKEND"))
+
+    @property
+    def BACKEND_OPTIONS(self) -> dict[str, Any]:
+        """Keyword arguments for the backend (a copy)."""
+        return dict(self._get("BACKEND_OPTIONS") or {})
+
+    # -- what runs ------------------------------------------------------------
+
+    @property
+    def DEFAULT_ANALYSES(self) -> list[Any]:
+        """Analyses for models whose ``AnalysisMeta`` names none."""
+        return list(self._get("DEFAULT_ANALYSES") or ())
+
+    @property
+    def AUTO_ANALYZE(self) -> bool:
+        """Whether saving a model schedules its analyses."""
+        return bool(self._get("AUTO_ANALYZE"))
+
+    @property
+    def SOURCE_RESOLVER(self) -> str:
+        """Import path of the ``(obj, field_name) -> Media`` resolver."""
+        return str(self._get("SOURCE_RESOLVER"))
+
+    @property
+    def MEDIA_BASE_URL(self) -> str | None:
+        """Public origin that makes relative media URLs fetchable."""
+        return _optional_str(self._get("MEDIA_BASE_URL"))
+
+    @property
+    def TAG_MIN_CONFIDENCE(self) -> float:
+        """Tags below this confidence are not stored."""
+        return float(self._get("TAG_MIN_CONFIDENCE") or 0.0)
+
+    @property
+    def MODERATION_POLICY(self) -> str:
+        """Import path of the moderation policy class."""
+        return str(self._get("MODERATION_POLICY"))
+
+    @property
+    def REJECTION_QUESTIONS(self) -> list[str]:
+        """Questions sent to ``ai_vision_moderation`` by default."""
+        return [str(q) for q in self._get("REJECTION_QUESTIONS") or ()]
+
+    @property
+    def LABEL_RULES(self) -> list[Any]:
+        """Label thresholds for review/reject (validated by check E011)."""
+        return list(self._get("LABEL_RULES") or ())
+
+    @property
+    def ON_FAILURE(self) -> str:
+        """What a failed moderation analysis does: "review" or "pending"."""
+        return str(self._get("ON_FAILURE"))
+
+    # -- async and webhooks ---------------------------------------------------
+
+    @property
+    def ASYNC_TYPES(self) -> list[str]:
+        """Analysis types sent with ``async: true`` (as configured)."""
+        return list(self._get("ASYNC_TYPES") or ())
+
+    @property
+    def async_types(self) -> frozenset[str]:
+        """Analysis types sent with ``async: true``."""
+        return frozenset(self.ASYNC_TYPES)
+
+    @property
+    def WEBHOOK_URL(self) -> str | None:
+        """Absolute URL of the webhook view."""
+        return _optional_str(self._get("WEBHOOK_URL"))
+
+    @property
+    def WEBHOOK_MAX_AGE(self) -> int:
+        """Seconds a signed notification stays valid."""
+        return int(self._get("WEBHOOK_MAX_AGE"))
+
+    @property
+    def WEBHOOK_MAX_FUTURE(self) -> int:
+        """Seconds a notification's timestamp may be ahead of the clock."""
+        return int(self._get("WEBHOOK_MAX_FUTURE"))
+
+    @property
+    def WEBHOOK_MAX_BODY(self) -> int:
+        """Largest notification body accepted, in bytes."""
+        return int(self._get("WEBHOOK_MAX_BODY"))
+
+    @property
+    def WEBHOOK_ALGORITHMS(self) -> list[str]:
+        """Accepted signature digests."""
+        return [str(a) for a in self._get("WEBHOOK_ALGORITHMS") or ()]
+
+    @property
+    def ASYNC_POLL_INTERVAL(self) -> int:
+        """Seconds between task-status checks of a waiting analysis."""
+        return int(self._get("ASYNC_POLL_INTERVAL"))
+
+    @property
+    def ASYNC_DEADLINE(self) -> int:
+        """Seconds after which a waiting analysis fails as overdue."""
+        return int(self._get("ASYNC_DEADLINE"))
+
+    # -- retries, queues, storage of results --------------------------------
+
+    @property
+    def MAX_ATTEMPTS(self) -> int:
+        """Attempts for retryable errors."""
+        return int(self._get("MAX_ATTEMPTS"))
+
+    @property
+    def RETRY_BACKOFF(self) -> float:
+        """Base of the exponential backoff, in seconds."""
+        return float(self._get("RETRY_BACKOFF"))
+
+    @property
+    def RETRY_BACKOFF_MAX(self) -> float:
+        """Cap of the backoff, in seconds."""
+        return float(self._get("RETRY_BACKOFF_MAX"))
+
+    @property
+    def QUEUE(self) -> str | None:
+        """Celery queue for the app's tasks (None: the default queue)."""
+        return _optional_str(self._get("QUEUE"))
+
+    @property
+    def DEDUP(self) -> bool:
+        """Whether identical content reuses earlier results."""
+        return bool(self._get("DEDUP"))
+
+    @property
+    def STORE_RAW(self) -> bool:
+        """Whether ``Analysis.raw`` keeps the API's whole answer."""
+        return bool(self._get("STORE_RAW"))
+
+    # -- REST API -------------------------------------------------------------
+
+    @property
+    def API_PERMISSION_CLASSES(self) -> list[str] | None:
+        """Import paths of DRF permission classes (None: staff only)."""
+        value = self._get("API_PERMISSION_CLASSES")
+        return None if value is None else [str(v) for v in value]
+
+    @property
+    def API_OBJECT_FILTER(self) -> str | None:
+        """Import path of ``f(request, queryset) -> queryset``, or None."""
+        return _optional_str(self._get("API_OBJECT_FILTER"))
+
+    @property
+    def API_PAGE_SIZE(self) -> int | None:
+        """Page size of the API's lists without a site-wide DRF paginator."""
+        value = self._get("API_PAGE_SIZE")
+        return int(value) if value else None
+
+    # -- credentials ----------------------------------------------------------
+
     @property
     def credentials(self) -> Credentials:
-        """Resolve credentials: the settings dict, CLOUDINARY_URL, pycloudinary."""
-        cloud = self._get("CLOUD_NAME")
-        key = self._get("API_KEY")
-        secret = self._get("API_SECRET")
-        token = self._get("OAUTH_TOKEN")
-        if cloud and (token or (key and secret)):
-            return Credentials(cloud, key, secret, token)
+        """The first complete credentials, in :data:`CREDENTIAL_SOURCES` order.
+
+        ``CLOUDINARY_ANALYSIS``, ``CLOUDINARY_URL`` (setting, then the
+        environment), ``settings.CLOUDINARY`` (pycloudinary's Django
+        setting), ``settings.CLOUDINARY_STORAGE`` (django-cloudinary-storage),
+        then pycloudinary's ``cloudinary.config()``. Nothing here touches a
+        storage. When none is complete, the partial ``CLOUDINARY_ANALYSIS``
+        values are returned so ``missing()`` can name what to set.
+        """
+        own = Credentials(
+            self.CLOUD_NAME, self.API_KEY, self.API_SECRET, self.OAUTH_TOKEN
+        )
+        if own.complete:
+            return own
         url = getattr(settings, "CLOUDINARY_URL", None) or os.environ.get(
             "CLOUDINARY_URL"
         )
         if url:
             return credentials_from_url(url)
-        from_sdk = _pycloudinary_credentials()
-        if from_sdk is not None:
-            return from_sdk
-        return Credentials(cloud, key, secret, token)
+        for found in (
+            _dict_credentials("CLOUDINARY", lower=True),
+            _dict_credentials("CLOUDINARY_STORAGE", lower=False),
+            _pycloudinary_credentials(),
+        ):
+            if found is not None:
+                return found
+        return own
 
-    @property
-    def async_types(self) -> frozenset[str]:
-        """Analysis types sent with ``async: true``."""
-        return frozenset(self._get("ASYNC_TYPES") or ())
+
+def _dict_credentials(setting: str, *, lower: bool) -> Credentials | None:
+    """Read a settings dict with cloud name, key and secret (either case)."""
+    value = getattr(settings, setting, None)
+    if not isinstance(value, dict):
+        return None
+
+    def pick(name: str) -> str | None:
+        key = name.lower() if lower else name.upper()
+        return _optional_str(value.get(key, value.get(name.lower())))
+
+    found = Credentials(
+        pick("CLOUD_NAME"),
+        pick("API_KEY"),
+        pick("API_SECRET"),
+        pick("OAUTH_TOKEN"),
+        source=setting,
+    )
+    return found if found.complete else None
 
 
 def _pycloudinary_credentials() -> Credentials | None:
     try:
-        import cloudinary  # type: ignore[import-not-found]
+        import cloudinary
     except ImportError:
         return None
     cfg = cloudinary.config()
-    cloud = getattr(cfg, "cloud_name", None)
-    key = getattr(cfg, "api_key", None)
-    secret = getattr(cfg, "api_secret", None)
-    token = getattr(cfg, "oauth_token", None)
-    if cloud and (token or (key and secret)):
-        return Credentials(cloud, key, secret, token, source="cloudinary.config()")
-    return None
+    found = Credentials(
+        _optional_str(getattr(cfg, "cloud_name", None)),
+        _optional_str(getattr(cfg, "api_key", None)),
+        _optional_str(getattr(cfg, "api_secret", None)),
+        _optional_str(getattr(cfg, "oauth_token", None)),
+        source="cloudinary.config()",
+    )
+    return found if found.complete else None
 
 
 app_settings = AppSettings()

@@ -50,10 +50,12 @@ def _spec(item: Any) -> AnalysisSpec:
 
 def file_field_names(model: type[Model]) -> list[str]:
     """Names of the model's FileField/ImageField fields (or CloudinaryFields)."""
+    from django_cloudinary_analysis.sources import is_cloudinary_field
+
     return [
         f.name
         for f in model._meta.concrete_fields
-        if isinstance(f, models.FileField) or type(f).__name__ == "CloudinaryField"
+        if isinstance(f, models.FileField) or is_cloudinary_field(f)
     ]
 
 

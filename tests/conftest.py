@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable
 
+import django
 import pytest
 from django.core.files.base import ContentFile
 
@@ -20,6 +22,17 @@ def _celery_app():  # type: ignore[no-untyped-def]
 
 
 _celery_app()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Fail a tox cell whose Django is not the one it names (TOX_DJANGO)."""
+    expected = os.environ.get("TOX_DJANGO")
+    running = "{}.{}".format(*django.VERSION[:2])
+    if expected and expected != running:
+        raise pytest.UsageError(
+            f"this tox cell names Django {expected} but runs Django "
+            f"{django.get_version()}: a dependency upgraded it"
+        )
 
 
 @pytest.fixture(autouse=True)

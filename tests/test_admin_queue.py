@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import django
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
@@ -72,9 +73,10 @@ def test_queue_lists_current_verdicts_open_ones_first(
     assert history.context["title"] == "Moderation history"
     assert len(rows_of(history)) == ModerationDecision.objects.count() == 4
 
-    with_counts = admin_client.get(reverse(QUEUE_URL), {"_facets": "True"})
-    assert with_counts.status_code == 200
-    assert len(rows_of(with_counts)) == 3
+    if django.VERSION >= (5, 0):  # facet counts are new in Django 5.0
+        with_counts = admin_client.get(reverse(QUEUE_URL), {"_facets": "True"})
+        assert with_counts.status_code == 200
+        assert len(rows_of(with_counts)) == 3
 
     only_review = admin_client.get(reverse(QUEUE_URL), {"status__exact": "review"})
     assert [r.object_id for r in rows_of(only_review)] == [str(review.pk)]

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.files.storage import Storage
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
 from django.db import models
 from django.test.utils import isolate_apps
 
@@ -32,12 +37,42 @@ def test_default_test_settings_are_clean():
     assert checks.check_models() == []
 
 
-def test_e001_missing_credentials(analysis_settings):
+def test_w003_missing_credentials_warn_in_development(analysis_settings):
     analysis_settings(BACKEND=CLOUDINARY, CLOUD_NAME="c", MEDIA_BASE_URL="https://x")
     messages = checks.check_settings()
-    assert ids(messages) == ["cloudinary_analysis.E001"]
+    assert ids(messages) == ["cloudinary_analysis.W003"]
+    assert messages[0].level == checks.checks.WARNING
     assert "API_KEY, API_SECRET" in messages[0].msg
     assert "CLOUDINARY_URL" in messages[0].hint
+    # migrate, makemigrations, createsuperuser and runserver run these checks:
+    # a warning never stops them.
+    call_command("check", stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_e001_missing_credentials_under_check_deploy(analysis_settings):
+    analysis_settings(BACKEND=CLOUDINARY, CLOUD_NAME="c", MEDIA_BASE_URL="https://x")
+    messages = checks.check_deploy()
+    assert ids(messages) == ["cloudinary_analysis.E001"]
+    assert "API_KEY, API_SECRET" in messages[0].msg
+    with pytest.raises(SystemCheckError, match=r"cloudinary_analysis\.E001"):
+        call_command("check", "--deploy", "--tag", checks.TAG, stdout=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_missing_credentials_fail_the_first_analysis_with_a_reason(
+    analysis_settings, image_file, django_capture_on_commit_callbacks
+):
+    from django_cloudinary_analysis.models import Analysis
+    from tests.models import Photo
+
+    analysis_settings(BACKEND=CLOUDINARY, MEDIA_BASE_URL="https://x")
+    with django_capture_on_commit_callbacks(execute=True):
+        Photo.objects.create(image=image_file("a.png"))
+    rows = list(Analysis.objects.all())
+    assert rows and {a.status for a in rows} == {"failed"}
+    assert {a.error_code for a in rows} == {"configuration"}
+    assert all("credentials are missing" in a.error_message for a in rows)
+    assert all("CLOUDINARY_URL" in a.error_message for a in rows)
 
 
 def test_e001_satisfied_by_cloudinary_url(analysis_settings, monkeypatch):
@@ -114,6 +149,26 @@ def test_e006_field_that_is_not_a_file_field():
 
 
 @isolate_apps("tests")
+def test_e006_not_for_a_cloudinary_field_subclass():
+    from cloudinary.models import CloudinaryField
+
+    class MyCloudinaryField(CloudinaryField):
+        pass
+
+    class Good(AnalyzedMedia):
+        picture = MyCloudinaryField("image")
+
+        class AnalysisMeta:
+            fields = ["picture"]
+            analyses = ["google_tagging"]
+
+    assert _model_messages(Good) == []
+    from django_cloudinary_analysis.mixins import file_field_names
+
+    assert file_field_names(Good) == ["picture"]
+
+
+@isolate_apps("tests")
 def test_e007_unreadable_config():
     class Bad(AnalyzedMedia):
         image = models.ImageField()
@@ -158,12 +213,43 @@ def test_e011_label_rules(analysis_settings):
     assert ids(checks.check_settings()) == ["cloudinary_analysis.E011"] * 2
 
 
+class AbsoluteURLStorage(Storage):
+    """Like django-cloudinary-storage: absolute URLs; refuses to be built here."""
+
+    def __init__(self, **options):
+        raise AssertionError("system checks must not instantiate storages")
+
+
+def test_w001_not_for_a_storage_with_absolute_urls(analysis_settings, settings):
+    settings.MEDIA_URL = "/media/"
+    settings.STORAGES = {  # Django resets default_storage: it is lazy again
+        **settings.STORAGES,
+        "default": {"BACKEND": "tests.test_checks.AbsoluteURLStorage"},
+    }
+    analysis_settings(BACKEND=CLOUDINARY, CLOUD_NAME="c", API_KEY="k", API_SECRET="s")
+    assert checks.check_settings() == []
+
+
+def test_w001_file_system_storage_options_base_url(analysis_settings, settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"base_url": "https://files.example.org/"},
+        },
+    }
+    settings.MEDIA_URL = "/media/"
+    analysis_settings(BACKEND=CLOUDINARY, CLOUD_NAME="c", API_KEY="k", API_SECRET="s")
+    assert checks.check_settings() == []
+
+
 def test_w001_relative_media_url(analysis_settings, settings):
     settings.MEDIA_URL = "/media/"
     analysis_settings(BACKEND=CLOUDINARY, CLOUD_NAME="c", API_KEY="k", API_SECRET="s")
     messages = checks.check_settings()
     assert ids(messages) == ["cloudinary_analysis.W001"]
     assert "MEDIA_BASE_URL" in messages[0].hint
+    assert "FileSystemStorage" in messages[0].msg
 
 
 def test_w002_async_type_that_cannot_be_async(analysis_settings):

@@ -113,3 +113,20 @@ def test_unknown_model_and_type():
         run("tests.PlainPhoto")
     with pytest.raises(CommandError, match="unknown analysis type 'cats'"):
         run("--type", "cats")
+
+
+def test_every_option_has_help_text():
+    from django.core.management.base import BaseCommand
+
+    from django_cloudinary_analysis.management.commands.analyze_media import Command
+
+    base = {
+        option
+        for action in BaseCommand().create_parser("manage.py", "x")._actions
+        for option in action.option_strings
+    }
+    parser = Command().create_parser("manage.py", "analyze_media")
+    own = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    own = [a for a in own if not set(a.option_strings) & base]
+    assert "--batch-size" in {o for a in own for o in a.option_strings}
+    assert all(a.help for a in own), [a.dest for a in own if not a.help]

@@ -849,6 +849,28 @@ def test_page_size_follows_drf_settings(admin_user: User) -> None:
     assert body["next"].endswith("/api/analysis/moderation/?page=2")
 
 
+def test_paginated_by_default_without_site_paging(
+    admin_user: User, settings: Any
+) -> None:
+    settings.REST_FRAMEWORK = {
+        k: v
+        for k, v in settings.REST_FRAMEWORK.items()
+        if k not in ("DEFAULT_PAGINATION_CLASS", "PAGE_SIZE")
+    }
+    settings.CLOUDINARY_ANALYSIS = {**settings.CLOUDINARY_ANALYSIS, "API_PAGE_SIZE": 5}
+    bulk_objects(7)
+    client = client_for(admin_user)
+    for url in (f"{API}/moderation/", f"{API}/analyses/"):
+        body = client.get(url).json()
+        assert len(body["results"]) == 5 and body["next"], url
+        assert len(client.get(url, {"page_size": 2}).json()["results"]) == 2
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "API_PAGE_SIZE": None,
+    }
+    assert isinstance(client.get(f"{API}/moderation/").json(), list)
+
+
 # -- the serializer mixin ---------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from django_cloudinary_analysis import services
 from django_cloudinary_analysis.mixins import content_type_for, media_models
 from django_cloudinary_analysis.models import Analysis, ModerationDecision
-from django_cloudinary_analysis.rest_framework import filters, parsers
+from django_cloudinary_analysis.rest_framework import filters, pagination, parsers
 from django_cloudinary_analysis.rest_framework.fields import attach_media_tags
 from django_cloudinary_analysis.rest_framework.permissions import (
     REANALYZE_PERMISSION,
@@ -55,6 +55,15 @@ class CloudinaryAnalysisViewMixin:
     #: Bounded JSON: deep or huge bodies are a 400/413, never a 500.
     parser_classes: Sequence[type[BaseParser]] = parsers.PARSER_CLASSES
     request: Any
+
+    @property
+    def pagination_class(self) -> type[Any] | None:
+        """Paginated by default: the site's DRF paging, else ``API_PAGE_SIZE``."""
+        return self.__dict__.get("_pagination_class", pagination.pagination_class())
+
+    @pagination_class.setter
+    def pagination_class(self, value: type[Any] | None) -> None:
+        self.__dict__["_pagination_class"] = value
 
     def get_permissions(self) -> list[BasePermission]:
         """The configured base classes (staff by default), then action perms."""

@@ -64,7 +64,13 @@ class Command(BaseCommand):
             const=services.RERUN_ALL,
             help="Run everything again and do not reuse earlier results.",
         )
-        parser.add_argument("--batch-size", type=int, default=500)
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=500,
+            help="Objects read and queued per batch, paging by primary key "
+            "(default: 500). Memory and queries per batch stay flat.",
+        )
         parser.add_argument(
             "--dry-run",
             action="store_true",
