@@ -365,6 +365,23 @@ class AppSettings:
         """Whether ``Analysis.raw`` keeps the API's whole answer."""
         return bool(self._get("STORE_RAW"))
 
+    # -- write-back (validated by the checks E022/E023) -------------------------
+
+    @property
+    def TAG_WRITE_MIN_CONFIDENCE(self) -> float:
+        """Labels at least this confident become taggit/Cloudinary tags."""
+        return self._get("TAG_WRITE_MIN_CONFIDENCE")  # type: ignore[no-any-return]
+
+    @property
+    def TAG_MAP(self) -> dict[str, str | None]:
+        """API label (case-insensitive) → the site's tag name, None drops it."""
+        return self._get("TAG_MAP")  # type: ignore[no-any-return]
+
+    @property
+    def SYNC_TO_CLOUDINARY(self) -> dict[str, Any] | bool | None:
+        """What is pushed to assets on Cloudinary; None or False is off."""
+        return self._get("SYNC_TO_CLOUDINARY")  # type: ignore[no-any-return]
+
     # -- REST API -------------------------------------------------------------
 
     @property

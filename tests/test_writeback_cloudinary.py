@@ -44,6 +44,10 @@ def fake(server, settings):
     )
     settings.CLOUDINARY_ANALYSIS = {
         **settings.CLOUDINARY_ANALYSIS,
+        # the worker asks the same Admin API for the asset's etag
+        "CLOUD_NAME": server.cloud_name,
+        "API_KEY": server.api_key,
+        "API_SECRET": server.api_secret,
         "SYNC_TO_CLOUDINARY": {"tags": True, "moderation": True, "tag_prefix": "ai:"},
         "RETRY_BACKOFF": 0.0,
         "MAX_ATTEMPTS": 3,
@@ -141,7 +145,7 @@ def test_pushing_again_changes_nothing(fake, run):
 def test_429_and_5xx_are_retried_with_their_reason_kept_until_it_works(fake, run):
     asset = fake.add_asset(PUBLIC_ID)
     labels(("cat", 0.9))
-    fake.fail_next("resource", 429)
+    fake.fail_next("resource", 429, after=1)
     fake.fail_next("tags", 502)
     upload(run)
     assert asset.tags == ["ai:cat"]
@@ -153,7 +157,7 @@ def test_429_and_5xx_are_retried_with_their_reason_kept_until_it_works(fake, run
 def test_a_server_error_that_lasts_fails_with_its_reason(fake, run):
     fake.add_asset(PUBLIC_ID)
     labels(("cat", 0.9))
-    fake.fail_next("resource", 500, count=10)
+    fake.fail_next("resource", 500, count=10, after=1)
     upload(run)
     sync = CloudinarySync.objects.get(kind="tags")
     assert (sync.status, sync.attempts, sync.error_code) == (
@@ -169,6 +173,10 @@ def test_a_server_error_that_lasts_fails_with_its_reason(fake, run):
 
 
 def test_a_missing_asset_fails_at_once_with_its_reason(fake, run):
+    # Deleted on Cloudinary between the analysis (which read its etag) and
+    # the sync: the Admin API answers 404 from then on.
+    fake.add_asset("samples/gone")
+    fake.fail_next("resource", 404, count=10, after=1)
     labels(("cat", 0.9))
     upload(run, "samples/gone")
     sync = CloudinarySync.objects.get(kind="tags")
@@ -209,7 +217,7 @@ def test_nothing_is_pushed_when_the_setting_is_off(fake, run, settings):
     fake.add_asset(PUBLIC_ID, moderation="pending")
     upload(run)
     assert CloudinarySync.objects.count() == 0
-    assert fake.calls == []
+    assert [c.endpoint for c in fake.calls] == ["resource"]  # the etag look-up
 
 
 def test_review_verdicts_are_recorded_as_having_no_counterpart(fake, run):
@@ -253,4 +261,4 @@ def test_no_labels_to_push_spares_the_admin_api(fake, run, settings):
     labels(("cat", 0.3))
     upload(run)
     assert syncs() == [("tags", "synced")]
-    assert fake.calls == []
+    assert [c.endpoint for c in fake.calls] == ["resource"]  # the etag look-up

@@ -16,6 +16,7 @@ import pytest
 from django.db import transaction
 
 from django_cloudinary_analysis import services
+from django_cloudinary_analysis.models import Analysis
 from django_cloudinary_analysis.tasks import sync_to_cloudinary
 from django_cloudinary_analysis.writeback.models import CloudinarySync, WrittenValue
 from tests.integration.conftest import It
@@ -100,7 +101,9 @@ def test_tags_and_verdicts_reach_the_asset_despite_429_and_5xx(
     it: It, sync: FakeCloudinary, sync_worker: CeleryWorker
 ) -> None:
     asset = sync.add_asset("samples/cat", tags=["editor-pick"], moderation="pending")
-    sync.fail_next("resource", 429)
+    # Faults on the sync's own endpoints: the worker's etag look-up (the
+    # content key) calls ``resource`` too, in parallel with other analyses.
+    sync.fail_next("tags", 429)
     sync.fail_next("tags", 503)
     photo = upload("samples/cat")
 
@@ -113,7 +116,7 @@ def test_tags_and_verdicts_reach_the_asset_despite_429_and_5xx(
     photo.refresh_from_db()
     # The sample moderation answers "yes" to a default question: rejected.
     assert photo.moderation_status == asset.moderation == "rejected"
-    assert sync.count("resource", 429) == 1 and sync.count("tags", 503) == 1
+    assert sync.count("tags", 429) == 1 and sync.count("tags", 503) == 1
     assert sum(CloudinarySync.objects.values_list("attempts", flat=True)) == 4
 
     # A moderator's decision, made twice: the second finds nothing to change.
@@ -145,25 +148,40 @@ def test_tags_and_verdicts_reach_the_asset_despite_429_and_5xx(
 def test_a_missing_asset_and_a_lasting_5xx_fail_with_their_reasons(
     it: It, sync: FakeCloudinary, sync_worker: CeleryWorker
 ) -> None:
-    upload("samples/gone")
-    wait_synced(it, sync_worker, expect=2)
-    gone = CloudinarySync.objects.filter(public_id="samples/gone")
-    assert set(gone.values_list("status", "error_code", "attempts")) == {
-        ("failed", "asset_missing", 1)
-    }
-    assert all("samples/gone" in r.error_message for r in gone)
+    # A missing asset has no etag and no bytes: its analyses are skipped with
+    # the reason (the sync's own 404 path, an asset deleted after its analysis,
+    # is tested in tests/test_writeback_cloudinary.py).
+    gone = upload("samples/gone")
+    wait_for(
+        lambda: not Analysis.objects.filter(
+            object_id=str(gone.pk), status__in=["queued", "running"]
+        ).exists(),
+        timeout=60,
+        what="the missing asset's analyses",
+        workers=[sync_worker],
+    )
+    skipped = Analysis.objects.filter(object_id=str(gone.pk))
+    assert set(skipped.values_list("status", flat=True)) == {"skipped"}
+    assert all("samples/gone" in a.error_message for a in skipped)
+    # Its verdict (review: nothing could be analysed) has no counterpart on
+    # Cloudinary: recorded as such, nothing pushed.
+    wait_synced(it, sync_worker, expect=1)
+    rows = CloudinarySync.objects.filter(public_id="samples/gone")
+    assert set(rows.values_list("status", flat=True)) == {"not_applicable"}
+    assert sync.count("tags") == sync.count("update") == 0
 
     sync.add_asset("samples/down", moderation="pending")
-    sync.fail_next("resource", 500, count=100)
+    sync.fail_next("tags", 500, count=100)
+    sync.fail_next("update", 500, count=100)
     upload("samples/down")
-    wait_synced(it, sync_worker, expect=4)
+    wait_synced(it, sync_worker, expect=3)
     down = CloudinarySync.objects.filter(public_id="samples/down")
     assert set(down.values_list("status", "error_code", "attempts")) == {
         ("failed", "server_error", 5)
     }
     assert all("gave up after 5 attempts" in r.error_message for r in down)
-    assert sync.count("resource", 500) == 10
-    assert sync.count("tags") == sync.count("update") == 0
+    assert sync.count("tags", 500) + sync.count("update", 500) == 10
+    assert sync.count("tags", 200) == sync.count("update", 200) == 0
 
 
 def test_an_asset_without_manual_moderation_gets_tags_only(

@@ -22,6 +22,8 @@ Every request is recorded (``calls``) before it is answered.
 
 from __future__ import annotations
 
+import hashlib
+
 import base64
 import email.parser
 import email.policy
@@ -57,6 +59,8 @@ class FakeAsset:
             "type": self.type,
             "format": "jpg",
             "version": 1712345678,
+            # The content identity the app keys dedup by (sources.content_key).
+            "etag": hashlib.md5(self.public_id.encode()).hexdigest(),  # noqa: S324
             "tags": list(self.tags),
         }
         if self.moderation is not None:
@@ -77,11 +81,12 @@ class Call:
 
 @dataclass
 class Fault:
-    """Answer the next ``count`` requests to ``endpoint`` with ``status``."""
+    """Answer ``count`` requests to ``endpoint`` with ``status``, after ``after``."""
 
     endpoint: str
     status: int
     count: int = 1
+    after: int = 0
 
 
 _HTML = b"<html><body><h1>%d</h1>The proxy gave up.</body></html>"
@@ -148,10 +153,16 @@ class FakeCloudinary:
             self.assets[public_id] = asset
         return asset
 
-    def fail_next(self, endpoint: str, status: int, count: int = 1) -> None:
-        """Answer the next ``count`` calls to ``endpoint`` with ``status``."""
+    def fail_next(
+        self, endpoint: str, status: int, count: int = 1, *, after: int = 0
+    ) -> None:
+        """Answer ``count`` calls to ``endpoint`` with ``status``.
+
+        The first ``after`` calls pass: the worker's etag look-up (the content
+        key of a Cloudinary file) calls ``resource`` before the sync does.
+        """
         with self.lock:
-            self.faults.append(Fault(endpoint, status, count))
+            self.faults.append(Fault(endpoint, status, count, after))
 
     def count(self, endpoint: str | None = None, status: int | None = None) -> int:
         """Return how many requests matched."""
@@ -168,6 +179,9 @@ class FakeCloudinary:
     def _fault(self, endpoint: str) -> int | None:
         for fault in self.faults:
             if fault.endpoint in (endpoint, "any") and fault.count > 0:
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.count -= 1
                 return fault.status
         return None
