@@ -75,7 +75,8 @@ def test_published_metadata(wheel):
         name = next(n for n in archive.namelist() if n.endswith("/METADATA"))
         meta = Parser().parsestr(archive.read(name).decode())
     extras = set(meta.get_all("Provides-Extra"))
-    assert extras == {"cloudinary", "drf", "local", "redis", "taggit"}  # no test/dev pins
+    # no test/dev pins
+    assert extras == {"cloudinary", "drf", "local", "redis", "taggit"}
     requires = meta.get_all("Requires-Dist")
     assert not any(r.split(";")[0].strip().startswith("redis") for r in requires)
     assert any(r.startswith("celery[redis]") and "extra" in r for r in requires)

@@ -153,9 +153,11 @@ def test_a_missing_asset_and_a_lasting_5xx_fail_with_their_reasons(
     # is tested in tests/test_writeback_cloudinary.py).
     gone = upload("samples/gone")
     wait_for(
-        lambda: not Analysis.objects.filter(
-            object_id=str(gone.pk), status__in=["queued", "running"]
-        ).exists(),
+        lambda: (
+            not Analysis.objects.filter(
+                object_id=str(gone.pk), status__in=["queued", "running"]
+            ).exists()
+        ),
         timeout=60,
         what="the missing asset's analyses",
         workers=[sync_worker],

@@ -22,11 +22,10 @@ Every request is recorded (``calls``) before it is answered.
 
 from __future__ import annotations
 
-import hashlib
-
 import base64
 import email.parser
 import email.policy
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -60,7 +59,7 @@ class FakeAsset:
             "format": "jpg",
             "version": 1712345678,
             # The content identity the app keys dedup by (sources.content_key).
-            "etag": hashlib.md5(self.public_id.encode()).hexdigest(),  # noqa: S324
+            "etag": hashlib.md5(self.public_id.encode()).hexdigest(),
             "tags": list(self.tags),
         }
         if self.moderation is not None:
