@@ -145,9 +145,11 @@ class Credentials:
     def redact_headers(
         self, headers: Mapping[str, str] | Iterable[tuple[str, str]]
     ) -> dict[str, str]:
-        """Return the headers with sensitive values replaced."""
+        """Return the headers, names in lower case, sensitive values replaced."""
         items = headers.items() if isinstance(headers, Mapping) else headers
         return {
-            name: REDACTED if SENSITIVE_NAME.search(name) else self.redact(value)
+            name.lower(): (
+                REDACTED if SENSITIVE_NAME.search(name) else self.redact(value)
+            )
             for name, value in items
         }

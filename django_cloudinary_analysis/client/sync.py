@@ -52,7 +52,7 @@ class _HeaderAuth(requests.auth.AuthBase):
 
 
 class AnalyzeClient(
-    BaseClient, AnalysisMethods["AnalysisResult | Accepted", AnalysisResult]
+    BaseClient, AnalysisMethods[AnalysisResult | Accepted, AnalysisResult]
 ):
     """Talk to the Cloudinary Analyze API: 15 analyses and task status.
 
