@@ -169,8 +169,9 @@ class BaseClient:
         ``oauth_token`` and ``upload_prefix`` (another API host, as
         pycloudinary uses it) are honoured. Keyword arguments win.
         """
+        url = Secret.of(url)
         protect(kwargs)
-        for key, value in parse_cloudinary_url(Secret.of(url)).items():
+        for key, value in parse_cloudinary_url(url).items():
             kwargs.setdefault(key, value)
         del url
         return cls(kwargs.pop("cloud_name"), **kwargs)
@@ -207,9 +208,12 @@ class BaseClient:
         return cls(cloud_name, **kwargs)
 
     def __repr__(self) -> str:
+        # getattr: a half-built client shows up in tracebacks of __init__.
         return (
-            f"<{self.__class__.__name__} cloud_name={self.cloud_name!r} "
-            f"base_url={self.base_url!r} auth={self.auth_scheme}>"
+            f"<{self.__class__.__name__} "
+            f"cloud_name={getattr(self, 'cloud_name', None)!r} "
+            f"base_url={getattr(self, 'base_url', None)!r} "
+            f"auth={getattr(self, 'auth_scheme', None)}>"
         )
 
     # -- building requests ------------------------------------------------------

@@ -119,7 +119,7 @@ class Credentials:
         return self._header
 
     def __repr__(self) -> str:
-        return f"<Credentials {self.scheme} {REDACTED}>"
+        return f"<Credentials {getattr(self, 'scheme', '?')} {REDACTED}>"
 
     def redact(self, value: Any) -> Any:
         """Replace credentials and signatures inside ``value`` (str, list, dict)."""
