@@ -149,8 +149,8 @@ def bare(base_url: str) -> Callable[[], Any]:
     return call
 
 
-def sdk(base_url: str) -> Callable[[], Any] | None:
-    """Return one call of the official SDK, or None if it is not installed."""
+def _sdk_client(base_url: str) -> tuple[Any, Any] | None:
+    """Return the official SDK's client and models module, or None."""
     try:
         from cloudinary_analysis import CloudinaryAnalysis, models
     except ImportError:
@@ -163,6 +163,15 @@ def sdk(base_url: str) -> Callable[[], Any] | None:
         ),
         server_url=base_url,
     )
+    return client, models
+
+
+def sdk(base_url: str) -> Callable[[], Any] | None:
+    """Return one call of the official SDK, or None if it is not installed."""
+    made = _sdk_client(base_url)
+    if made is None:
+        return None
+    client, models = made
 
     def call() -> Any:
         result = client.analyze.google_tagging(source={"uri": IMAGE})
@@ -217,18 +226,10 @@ def bare_async(base_url: str) -> tuple[AsyncCall, Close] | None:
 
 def sdk_async(base_url: str) -> tuple[AsyncCall, Close] | None:
     """Return one call of the SDK's ``*_async`` method, or None without the SDK."""
-    try:
-        from cloudinary_analysis import CloudinaryAnalysis, models
-    except ImportError:
+    made = _sdk_client(base_url)
+    if made is None:
         return None
-    client = CloudinaryAnalysis(
-        security=models.Security(
-            cloudinary_auth=models.SchemeCloudinaryAuth(
-                api_key=API_KEY, api_secret=API_SECRET
-            )
-        ),
-        server_url=base_url,
-    )
+    client, models = made
 
     async def call() -> Any:
         result = await client.analyze.google_tagging_async(source={"uri": IMAGE})

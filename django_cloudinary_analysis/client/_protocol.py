@@ -44,8 +44,10 @@ from django_cloudinary_analysis.exceptions import (
     AuthError,
     ConfigurationError,
     InvalidParameters,
+    NetworkError,
     NotFoundError,
     RateLimitError,
+    RequestTimeout,
     ServerError,
     UnexpectedResponse,
     UserError,
@@ -373,6 +375,33 @@ class BaseClient:
                     return parsed
             raise self._unexpected(status, content, decode_error, request_id, headers)
         raise self._error(status, body, content, decode_error, request_id, headers)
+
+    # -- failures without an answer (the transports translate into these) --------
+
+    @staticmethod
+    def _timed_out(what: str, kind: str) -> RequestTimeout:
+        return RequestTimeout(
+            f"{what} timed out ({kind} timeout)", details={"timeout": kind}
+        )
+
+    @staticmethod
+    def _cut_short(what: str, exc: Exception) -> UnexpectedResponse:
+        return UnexpectedResponse(
+            f"{what}: the response was cut short or corrupt ({exc.__class__.__name__})",
+            retryable=True,
+            details={"truncated": True},
+        )
+
+    def _network_error(self, what: str, exc: Exception) -> NetworkError:
+        return NetworkError(
+            self._credentials.redact(f"{what} failed: {exc.__class__.__name__}: {exc}")
+        )
+
+    def _check_declared_size(self, status: int, headers: Mapping[str, str]) -> None:
+        """Refuse a body whose Content-Length is over ``max_response_bytes``."""
+        declared = headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise self._too_large(status, int(declared))
 
     def _too_large(self, status: int, size: int) -> UnexpectedResponse:
         return UnexpectedResponse(

@@ -30,8 +30,6 @@ from django_cloudinary_analysis.exceptions import (
     AnalysisError,
     APIError,
     ConfigurationError,
-    NetworkError,
-    RequestTimeout,
     UnexpectedResponse,
 )
 
@@ -239,9 +237,7 @@ class AsyncAnalyzeClient(
     async def _read_capped(self, response: httpx.Response) -> bytes:
         """Read the body, refusing one larger than ``max_response_bytes``."""
         limit = self.max_response_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
-            raise self._too_large(response.status_code, int(declared))
+        self._check_declared_size(response.status_code, response.headers)
         chunks, size = [], 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
@@ -256,24 +252,15 @@ class AsyncAnalyzeClient(
             kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
             if isinstance(exc, httpx.PoolTimeout):
                 kind = "pool"
-            return RequestTimeout(
-                f"{what} timed out ({kind} timeout)", details={"timeout": kind}
-            )
+            return self._timed_out(what, kind)
         if isinstance(exc, httpx.LocalProtocolError):
             # Its text may quote a header value, which may be the credential.
             return UnexpectedResponse(f"{what} failed: invalid request")
         if isinstance(exc, httpx.DecodingError):
-            return UnexpectedResponse(
-                f"{what}: the response was cut short or corrupt "
-                f"({exc.__class__.__name__})",
-                retryable=True,
-                details={"truncated": True},
-            )
+            return self._cut_short(what, exc)
         if isinstance(exc, (httpx.InvalidURL, httpx.UnsupportedProtocol)):
             return ConfigurationError(f"{what}: the API URL is invalid")
-        return NetworkError(
-            self._credentials.redact(f"{what} failed: {exc.__class__.__name__}: {exc}")
-        )
+        return self._network_error(what, exc)
 
 
 def _load(pool: _Pool) -> int:

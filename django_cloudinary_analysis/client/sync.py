@@ -20,8 +20,6 @@ from django_cloudinary_analysis.exceptions import (
     AnalysisError,
     APIError,
     ConfigurationError,
-    NetworkError,
-    RequestTimeout,
     UnexpectedResponse,
 )
 
@@ -207,10 +205,11 @@ class AnalyzeClient(
     def _read_capped(self, response: requests.Response) -> bytes:
         """Read the body, refusing one larger than ``max_response_bytes``."""
         limit = self.max_response_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > limit:
+        try:
+            self._check_declared_size(response.status_code, response.headers)
+        except UnexpectedResponse:
             response.close()
-            raise self._too_large(response.status_code, int(declared))
+            raise
         chunks, size = [], 0
         for chunk in response.iter_content(chunk_size=64 * 1024):
             size += len(chunk)
@@ -230,9 +229,7 @@ class AnalyzeClient(
                 if isinstance(exc, requests.exceptions.ConnectTimeout)
                 else "read"
             )
-            return RequestTimeout(
-                f"{what} timed out ({kind} timeout)", details={"timeout": kind}
-            )
+            return self._timed_out(what, kind)
         if isinstance(exc, requests.exceptions.InvalidHeader):
             # Its text quotes the header value, which may be the credential.
             return UnexpectedResponse(f"{what} failed: invalid request header")
@@ -243,12 +240,7 @@ class AnalyzeClient(
                 requests.exceptions.ContentDecodingError,
             ),
         ):
-            return UnexpectedResponse(
-                f"{what}: the response was cut short or corrupt "
-                f"({exc.__class__.__name__})",
-                retryable=True,
-                details={"truncated": True},
-            )
+            return self._cut_short(what, exc)
         if isinstance(
             exc,
             (
@@ -258,6 +250,4 @@ class AnalyzeClient(
             ),
         ):
             return ConfigurationError(f"{what}: the API URL is invalid")
-        return NetworkError(
-            self._credentials.redact(f"{what} failed: {exc.__class__.__name__}: {exc}")
-        )
+        return self._network_error(what, exc)
