@@ -469,3 +469,41 @@ def test_from_url_and_repr_keep_the_secret_out():
     assert isinstance(client, AsyncAnalyzeClient)
     assert SECRET not in repr(client) and SECRET not in repr(vars(client))
     asyncio.run(client.aclose())
+
+
+def test_a_django_async_view_awaits_the_client(monkeypatch):
+    """The docs/client.md example: open the client per request and await it."""
+    from django.http import JsonResponse
+    from django.test import AsyncRequestFactory
+
+    from django_cloudinary_analysis.exceptions import APIError
+
+    monkeypatch.setenv("CLOUDINARY_URL", f"cloudinary://{API_KEY}:{SECRET}@{CLOUD}")
+    answers = iter(
+        [
+            httpx.Response(200, json=sample_response("captioning")),
+            httpx.Response(403, json=sample_error(403, "auth_error", "MA_9", "no")),
+        ]
+    )
+    transport = httpx.MockTransport(lambda request: next(answers))
+
+    async def caption(request):
+        url = request.GET["url"]
+        async with AsyncAnalyzeClient.from_environment(
+            http_options={"transport": transport}
+        ) as client:
+            try:
+                result = await client.captioning(url)
+            except APIError as exc:
+                return JsonResponse({"error": exc.code}, status=502)
+        return JsonResponse({"caption": result.analysis["data"]["caption"]})
+
+    request = AsyncRequestFactory().get("/caption/", {"url": IMAGE})
+    ok = asyncio.run(caption(request))
+    assert ok.status_code == 200
+    caption_text = sample_response("captioning")["data"]["analysis"]["data"]["caption"]
+    assert json.loads(ok.content) == {"caption": caption_text}
+    refused = asyncio.run(caption(request))
+    assert refused.status_code == 502 and json.loads(refused.content) == {
+        "error": "MA_9"
+    }
