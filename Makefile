@@ -11,7 +11,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e ".[drf,local,redis,cloudinary]" --group test --group dev
+	$(PY) -m pip install --quiet -e ".[drf,local,redis,cloudinary,taggit,async]" --group test --group dev
 	touch $(STAMP)
 
 # Run the example site on SQLite with in-process tasks and the offline backend

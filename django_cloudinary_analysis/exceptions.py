@@ -28,6 +28,8 @@ class AnalysisError(Exception):
         details: Any = None,
         request_id: str | None = None,
         retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
+        body: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -37,6 +39,10 @@ class AnalysisError(Exception):
         self.details = details
         self.request_id = request_id
         self.retry_after = retry_after
+        #: The failed response's headers and body (redacted, size-capped), as
+        #: the official SDK's errors keep them; None when there was no answer.
+        self.headers = headers
+        self.body = body
 
     def __str__(self) -> str:
         parts = [self.message or self.__class__.__name__]

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import sys
 
 import pytest
+import requests
 import responses
+from django.core.exceptions import ImproperlyConfigured
+from django.test import RequestFactory
+from django.views.debug import ExceptionReporter
 
+from django_cloudinary_analysis.backends import Media, get_backend
 from django_cloudinary_analysis.backends import cloudinary as cloudinary_backend
+from django_cloudinary_analysis.client import AnalysisResult, Source
+from django_cloudinary_analysis.exceptions import ServerError
 from django_cloudinary_analysis.models import Analysis
 from tests.models import Photo
 from tests.support.api_samples import sample_error, sample_response
@@ -17,6 +26,7 @@ pytestmark = pytest.mark.django_db
 
 BASE = "https://api.cloudinary.com/v2/analysis/demo-cloud"
 SECRET = "tests-api-secret-value"
+IMAGE = "https://media.example.com/a.jpg"
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +38,7 @@ def cloudinary(settings):
         "RETRY_BACKOFF": 0.01,
     }
     cloudinary_backend._clients.clear()
+    cloudinary_backend._sessions.clear()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         yield mock
     cloudinary_backend._clients.clear()
@@ -151,3 +162,90 @@ def test_rate_limit_records_the_quota(cloudinary, save):
 
     assert QuotaState.objects.get(feature="google_tagging").remaining == 0
     assert photo.analyses.get(analysis_type="image_quality").status == "succeeded"
+
+
+# -- BACKEND_OPTIONS: an injected session and client options ----------------------
+
+
+class CountingSession(requests.Session):
+    made = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        CountingSession.made += 1
+        self.sent = 0
+
+    def send(self, request, **kwargs):
+        self.sent += 1
+        return super().send(request, **kwargs)
+
+
+def make_session() -> CountingSession:
+    return CountingSession()
+
+
+def _options(settings, **options):
+    settings.CLOUDINARY_ANALYSIS = {
+        **settings.CLOUDINARY_ANALYSIS,
+        "BACKEND_OPTIONS": options,
+    }
+
+
+def test_an_injected_session_and_client_options_are_used(cloudinary, settings):
+    session = CountingSession()
+    _options(
+        settings,
+        session=session,
+        client_options={"user_agent": "site/1.0", "debug": True},
+    )
+    cloudinary.post(f"{BASE}/analyze/coco", json=sample_response("coco"))
+    backend = get_backend()
+    client = backend.client()
+    assert client.session is session and client.debug is True
+    result = backend.analyze("coco", Media("a.jpg", source=Source(uri=IMAGE)), {})
+    assert isinstance(result, AnalysisResult)
+    assert session.sent == 1
+    assert cloudinary.calls[0].request.headers["User-Agent"] == "site/1.0"
+    assert get_backend().client() is client  # one client per process and options
+
+
+def test_a_session_factory_path_is_called_once(cloudinary, settings):
+    CountingSession.made = 0
+    _options(settings, session="tests.test_backend_cloudinary.make_session")
+    first, second = get_backend(), get_backend()
+    assert first.client() is second.client()
+    assert isinstance(first.client().session, CountingSession)
+    assert CountingSession.made == 1
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"sesion": None}, "unknown keys"),
+        ({"session": "no.such.factory"}, "cannot be imported"),
+        ({"session": object()}, "requests.Session"),
+        ({"client_options": ["debug"]}, "dict"),
+        ({"client_options": {"api_secret": "x"}}, "api_secret"),
+        ({"client_options": {"timeout": 3}}, "timeout"),
+    ],
+)
+def test_bad_backend_options_are_refused(cloudinary, settings, options, words):
+    _options(settings, **options)
+    with pytest.raises(ImproperlyConfigured, match=words):
+        get_backend()
+
+
+def test_a_failing_backend_call_leaves_no_secret_on_the_debug_page(cloudinary):
+    cloudinary.post(
+        f"{BASE}/analyze/coco", json=sample_error(500, "server_error"), status=500
+    )
+    backend = get_backend()
+    try:
+        backend.analyze("coco", Media("a.jpg", source=Source(uri=IMAGE)), {})
+    except ServerError:
+        exc_info = sys.exc_info()
+    reporter = ExceptionReporter(RequestFactory().get("/"), *exc_info)
+    text = reporter.get_traceback_html() + reporter.get_traceback_text()
+    assert 'backends/cloudinary.py", line' in text and ", in run" in text
+    token = base64.b64encode(f"111111111111111:{SECRET}".encode()).decode()
+    assert SECRET not in text and token not in text

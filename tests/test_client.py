@@ -14,7 +14,6 @@ import requests
 import responses
 
 from django_cloudinary_analysis import __version__
-from django_cloudinary_analysis import client as client_module
 from django_cloudinary_analysis.client import (
     DEFAULT_TIMEOUT,
     Accepted,
@@ -29,6 +28,7 @@ from django_cloudinary_analysis.client import (
     parse_limits,
     retry_after_from,
 )
+from django_cloudinary_analysis.client import results as client_results
 from django_cloudinary_analysis.exceptions import (
     AnalysisError,
     APIError,
@@ -292,11 +292,27 @@ def test_logo_detection_is_synchronous_only(rsps, client):
     assert len(rsps.calls) == 0
 
 
-def test_notification_url_needs_async(rsps, client):
-    with pytest.raises(InvalidParameters):
-        client.coco(IMAGE, notification_url="https://example.com/hook")
-    with pytest.raises(InvalidParameters):
-        client.coco(IMAGE, async_=True, notification_url="javascript:alert(1)")
+def test_notification_url_on_a_synchronous_call_is_sent_as_given(rsps, client):
+    """As the SDK's first README example does: no ``async``, a webhook URL."""
+    hook = "https://example.com/hook"
+    rsps.post(f"{BASE}/analyze/coco", json=sample_response("coco"))
+    rsps.post(
+        f"{BASE}/analyze/google_logo_detection",
+        json=sample_response("google_logo_detection"),
+    )
+    result = client.coco(IMAGE, notification_url=hook)
+    assert isinstance(result, AnalysisResult)
+    logo = client.google_logo_detection(IMAGE, notification_url=hook)
+    assert isinstance(logo, AnalysisResult)
+    for call in rsps.calls:
+        assert _body(call) == {"source": {"uri": IMAGE}, "notification_url": hook}
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "ftp://x/y", 42])
+def test_a_notification_url_must_be_http(rsps, client, url):
+    for async_ in (False, True):
+        with pytest.raises(InvalidParameters, match="notification_url"):
+            client.coco(IMAGE, async_=async_, notification_url=url)
     assert len(rsps.calls) == 0
 
 
@@ -585,7 +601,7 @@ NOW = datetime(2024, 1, 20, 12, 0, 0, tzinfo=timezone.utc)
 
 @pytest.fixture
 def frozen_now(monkeypatch):
-    monkeypatch.setattr(client_module, "_utcnow", lambda: NOW)
+    monkeypatch.setattr(client_results, "_utcnow", lambda: NOW)
     return NOW
 
 

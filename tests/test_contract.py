@@ -10,11 +10,14 @@ and its wire format are the best published statement of the contract:
   and ``error.details``, which the SDK's models leave empty, so there only the
   envelope is compared;
 * the SDK, fed our samples over a mock transport, parses them into the same
-  data our client returns.
+  data our client returns;
+* the same holds for ``AsyncAnalyzeClient`` against the SDK's ``*_async``
+  methods, both over in-process httpx transports.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -22,7 +25,13 @@ import httpx
 import pytest
 import responses
 
-from django_cloudinary_analysis.client import Accepted, AnalysisResult, AnalyzeClient
+from django_cloudinary_analysis.client import (
+    Accepted,
+    AnalysisResult,
+    AnalyzeClient,
+    AsyncAnalyzeClient,
+    TaskStatus,
+)
 from django_cloudinary_analysis.exceptions import (
     AuthError,
     NotFoundError,
@@ -108,12 +117,25 @@ class SDKRecorder:
                 )
             ),
             cloud_name=CLOUD,
-            client=httpx.Client(transport=httpx.MockTransport(self._handle)),
+            client=httpx.Client(transport=self.transport()),
+            async_client=httpx.AsyncClient(transport=self.transport()),
         )
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self._handle)
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
         self.requests.append(request)
         return httpx.Response(self.status, json=self.body)
+
+    def ours(self) -> AsyncAnalyzeClient:
+        """Our asyncio client, answered (and recorded) by this same recorder."""
+        return AsyncAnalyzeClient(
+            CLOUD,
+            api_key=API_KEY,
+            api_secret=SECRET,
+            http_options={"transport": self.transport()},
+        )
 
 
 @pytest.fixture
@@ -133,6 +155,10 @@ def _variants() -> list[tuple[str, dict[str, Any]]]:
         extras = EXTRAS.get(name, {})
         cases.append((name, {"source": {"uri": IMAGE}, **extras}))
         cases.append((name, {"source": {"asset_id": "a1b2c3"}, **extras}))
+        # Sent as given without async, as the SDK's own first example does.
+        cases.append(
+            (name, {"source": {"uri": IMAGE}, **extras, "notification_url": HOOK})
+        )
         if name != "google_logo_detection":
             cases.append(
                 (
@@ -175,6 +201,58 @@ def test_request_matches_the_sdk(rsps, client, name, call):
     assert str(theirs.url) == ours.url
     assert theirs.headers["authorization"] == ours.headers["Authorization"]
     assert json.loads(theirs.content) == body
+
+
+@pytest.mark.parametrize(("name", "call"), _variants())
+def test_async_request_matches_the_sdks_async_request(name, call):
+    is_async = call.get("async_", False)
+    reply = sample_accepted("t1") if is_async else sample_response(name)
+    recorder = SDKRecorder(202 if is_async else 200, reply)
+    kwargs = {k: v for k, v in call.items() if k != "source"}
+    source = call["source"].get("uri") or call["source"]["asset_id"]
+
+    async def both() -> tuple[Any, Any]:
+        async with recorder.ours() as client:
+            ours = await getattr(client, name)(source, **kwargs)
+        theirs = await getattr(recorder.sdk.analyze, f"{name}_async")(**call)
+        return ours, theirs
+
+    ours, theirs = asyncio.run(both())
+    mine, sdk = recorder.requests
+    assert (mine.method, str(mine.url)) == (sdk.method, str(sdk.url))
+    assert mine.headers["authorization"] == sdk.headers["authorization"]
+    assert json.loads(mine.content) == json.loads(sdk.content)
+    if is_async:
+        assert isinstance(ours, Accepted)
+        assert (ours.task_id, ours.status) == (
+            theirs.data.task_id,
+            theirs.data.status.value,
+        )
+    else:
+        assert isinstance(ours, AnalysisResult)
+        assert ours.request_id == theirs.request_id
+        assert ours.entity == theirs.data.entity
+        if name not in EMPTY_TAG_MODELS:
+            assert ours.analysis == _dump(theirs.data.analysis)
+
+
+def test_async_task_status_matches_the_sdk():
+    task_id = sample_task_id()
+    recorder = SDKRecorder(200, sample_accepted(task_id, "processing"))
+
+    async def both() -> tuple[Any, Any]:
+        async with recorder.ours() as client:
+            ours = await client.get_task_status(task_id)
+        return ours, await recorder.sdk.tasks.get_status_async(task_id=task_id)
+
+    ours, theirs = asyncio.run(both())
+    mine, sdk = recorder.requests
+    assert (mine.method, str(mine.url)) == (sdk.method, str(sdk.url))
+    assert isinstance(ours, TaskStatus)
+    assert (ours.task_id, ours.status) == (
+        theirs.data.task_id,
+        theirs.data.status.value,
+    )
 
 
 def test_task_status_request_matches_the_sdk(rsps, client):
@@ -300,6 +378,39 @@ def test_error_samples(rsps, client, status, category, ours_cls, sdk_cls):
         assert [i.remaining for i in theirs.value.data.limits.items] == [
             q.remaining for q in ours.value.limits
         ]
+
+
+@pytest.mark.parametrize(
+    ("status", "category", "ours_cls", "sdk_cls"),
+    [
+        (401, "auth_error", AuthError, "ErrorResponse"),
+        (429, "rate_limit_error", RateLimitError, "RateLimitedResponse"),
+        (500, "server_error", ServerError, "ErrorResponse"),
+    ],
+)
+def test_async_errors_match_the_sdks_async_errors(status, category, ours_cls, sdk_cls):
+    sample = sample_error(status, category, "MA_00001", "missing parameters")
+    recorder = SDKRecorder(status, sample)
+
+    async def both() -> tuple[Any, Any]:
+        async with recorder.ours() as client:
+            with pytest.raises(ours_cls) as ours:
+                await client.coco(IMAGE)
+        with pytest.raises(getattr(models, sdk_cls)) as theirs:
+            await recorder.sdk.analyze.coco_async(source={"uri": IMAGE})
+        return ours.value, theirs.value
+
+    ours, theirs = asyncio.run(both())
+    error = theirs.data.error
+    assert (error.category.value, error.code, error.message, error.request_id) == (
+        ours.category,
+        ours.code,
+        ours.message,
+        ours.request_id,
+    )
+    # Like the SDK's errors, ours keep the status and body of the answer.
+    assert ours.status_code == status
+    assert json.loads(ours.body) == sample
 
 
 def test_quota_types_are_the_sdk_features():

@@ -132,3 +132,14 @@ def test_errors_survive_pickling_for_celery():
     assert limited.retry_after == 3.0
     flagged = pickle.loads(pickle.dumps(UnexpectedResponse("x", retryable=True)))  # noqa: S301
     assert flagged.retryable is True
+
+
+def test_the_failed_responses_headers_and_body_are_kept():
+    assert (APIError("x").headers, APIError("x").body) == (None, None)
+    error = ServerError(
+        "boom", status_code=502, headers={"content-type": "text/html"}, body="<html>"
+    )
+    assert error.headers == {"content-type": "text/html"} and error.body == "<html>"
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert (copy.headers, copy.body) == (error.headers, error.body)
+    assert str(error) == "boom (HTTP 502, server_error)"  # the text is unchanged

@@ -76,7 +76,7 @@ def test_published_metadata(wheel):
         meta = Parser().parsestr(archive.read(name).decode())
     extras = set(meta.get_all("Provides-Extra"))
     # no test/dev pins
-    assert extras == {"cloudinary", "drf", "local", "redis", "taggit"}
+    assert extras == {"async", "cloudinary", "drf", "local", "redis", "taggit"}
     requires = meta.get_all("Requires-Dist")
     assert not any(r.split(";")[0].strip().startswith("redis") for r in requires)
     assert any(r.startswith("celery[redis]") and "extra" in r for r in requires)

@@ -1,0 +1,517 @@
+"""What both clients share: configuration, request building and validation,
+response parsing, error translation, retry decisions and debug logging.
+
+Everything here is free of I/O; :mod:`.sync` and :mod:`.aio` only move bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+from urllib.parse import quote, urlsplit
+
+from django_cloudinary_analysis import analyses
+from django_cloudinary_analysis.client import results as _results
+from django_cloudinary_analysis.client._config import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_TIMEOUT,
+    MAX_DETAIL_BYTES,
+    RETRYABLE_STATUSES,
+    USER_AGENT,
+    build_base_url,
+    debug_from_environment,
+    normalise_timeout,
+    parse_cloudinary_url,
+)
+from django_cloudinary_analysis.client.credentials import Credentials, Secret, protect
+from django_cloudinary_analysis.client.results import (
+    Accepted,
+    AnalysisResult,
+    SourceLike,
+    TaskStatus,
+    coerce_source,
+    parse_limits,
+    parse_success,
+    retry_after_from,
+)
+from django_cloudinary_analysis.client.retry import RetryPolicy
+from django_cloudinary_analysis.exceptions import (
+    APIError,
+    AuthError,
+    ConfigurationError,
+    InvalidParameters,
+    NetworkError,
+    NotFoundError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    UnexpectedResponse,
+    UserError,
+)
+
+logger = logging.getLogger("django_cloudinary_analysis.client")
+#: Request and response bodies, when a client's ``debug`` switch is on.
+http_logger = logging.getLogger("django_cloudinary_analysis.client.http")
+
+#: ``retries=`` on a call: a policy, False for none, None for the client's.
+Retries = RetryPolicy | Literal[False] | None
+Result = AnalysisResult | Accepted | TaskStatus
+_C = TypeVar("_C", bound="BaseClient")
+
+_CATEGORY_CLASSES: dict[str, type[APIError]] = {
+    "user_error": UserError,
+    "auth_error": AuthError,
+    "rate_limit_error": RateLimitError,
+    "server_error": ServerError,
+}
+
+
+def _error_class(status: int, category: str | None) -> type[APIError]:
+    if status == 400:
+        return UserError
+    if status in (401, 403):
+        return AuthError
+    if status == 404:
+        return NotFoundError
+    if status == 429:
+        return RateLimitError
+    if status >= 500:
+        return ServerError
+    return _CATEGORY_CLASSES.get(category or "", APIError)
+
+
+def _default_category(cls: type[APIError]) -> str | None:
+    for category, klass in _CATEGORY_CLASSES.items():
+        if klass is cls:
+            return category
+    if cls is NotFoundError:
+        return "user_error"
+    return None
+
+
+def _decode(content: bytes) -> tuple[Any, json.JSONDecodeError | None]:
+    if not content:
+        return None, None
+    try:
+        return json.loads(content), None
+    except json.JSONDecodeError as exc:
+        return None, exc
+    except UnicodeDecodeError:
+        return None, None
+
+
+def _request_id(body: Any, headers: Mapping[str, str]) -> str | None:
+    if isinstance(body, dict):
+        rid = body.get("request_id")
+        if isinstance(rid, str):
+            return rid
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("request_id"), str):
+            return error["request_id"]
+    return headers.get("X-Request-Id")
+
+
+class BaseClient:
+    """Configuration and the transport-free half of a call."""
+
+    def __init__(
+        self,
+        cloud_name: str,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        oauth_token: str | None = None,
+        base_url: str | None = None,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        user_agent: str | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        debug: bool | None = None,
+    ) -> None:
+        # The credentials live in one object with a redacted repr, and no
+        # frame keeps them in a plain local: Django's error pages print locals.
+        api_key, api_secret = Secret.of(api_key), Secret.of(api_secret)
+        oauth_token = Secret.of(oauth_token)
+        credentials = Credentials(api_key, api_secret, oauth_token)
+        del api_key, api_secret, oauth_token
+        self._credentials = credentials
+        if not isinstance(cloud_name, str) or not cloud_name.strip():
+            raise ConfigurationError("cloud_name is missing")
+        self.cloud_name = cloud_name.strip()
+        self.api_key = credentials.api_key
+        self.auth_scheme = credentials.scheme
+        self.base_url = build_base_url(base_url, self.cloud_name)
+        self.timeout = normalise_timeout(timeout)
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigurationError("retry must be a RetryPolicy or None")
+        self.retry = retry
+        self.user_agent = user_agent or USER_AGENT
+        self.max_response_bytes = max_response_bytes
+        #: Log request and response bodies (redacted) on ``…client.http``.
+        self.debug = debug_from_environment() if debug is None else bool(debug)
+        if self.debug and http_logger.level == logging.NOTSET:
+            http_logger.setLevel(logging.DEBUG)
+        self._headers = {
+            "User-Agent": self.user_agent,
+            "Accept": "application/json",
+            "Content-Type": "application/json",
+        }
+
+    # -- constructors -----------------------------------------------------------
+
+    @classmethod
+    def from_url(cls: type[_C], url: str, **kwargs: Any) -> _C:
+        """Build a client from ``cloudinary://API_KEY:API_SECRET@CLOUD_NAME``.
+
+        Key and secret are URL-decoded. Query options are tolerated;
+        ``oauth_token`` and ``upload_prefix`` (another API host, as
+        pycloudinary uses it) are honoured. Keyword arguments win.
+        """
+        url = Secret.of(url)
+        protect(kwargs)
+        for key, value in parse_cloudinary_url(url).items():
+            kwargs.setdefault(key, value)
+        del url
+        return cls(kwargs.pop("cloud_name"), **kwargs)
+
+    @classmethod
+    def from_environment(
+        cls: type[_C], environ: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> _C:
+        """Build a client from ``CLOUDINARY_URL`` (or the CLOUDINARY_CLOUD_NAME,
+        CLOUDINARY_API_KEY and CLOUDINARY_API_SECRET variables)."""
+        protect(kwargs)
+        env = {
+            name: Secret.of((os.environ if environ is None else environ).get(name))
+            for name in (
+                "CLOUDINARY_URL",
+                "CLOUDINARY_CLOUD_NAME",
+                "CLOUDINARY_API_KEY",
+                "CLOUDINARY_API_SECRET",
+                "CLOUDINARY_OAUTH_TOKEN",
+            )
+        }
+        del environ
+        if (env["CLOUDINARY_URL"] or "").strip():
+            return cls.from_url(env["CLOUDINARY_URL"], **kwargs)
+        cloud_name = str(env["CLOUDINARY_CLOUD_NAME"] or "").strip()
+        if not cloud_name:
+            raise ConfigurationError(
+                "CLOUDINARY_URL is not set "
+                "(expected cloudinary://API_KEY:API_SECRET@CLOUD_NAME)"
+            )
+        kwargs.setdefault("api_key", env["CLOUDINARY_API_KEY"] or None)
+        kwargs.setdefault("api_secret", env["CLOUDINARY_API_SECRET"] or None)
+        kwargs.setdefault("oauth_token", env["CLOUDINARY_OAUTH_TOKEN"] or None)
+        return cls(cloud_name, **kwargs)
+
+    def __repr__(self) -> str:
+        # getattr: a half-built client shows up in tracebacks of __init__.
+        return (
+            f"<{self.__class__.__name__} "
+            f"cloud_name={getattr(self, 'cloud_name', None)!r} "
+            f"base_url={getattr(self, 'base_url', None)!r} "
+            f"auth={getattr(self, 'auth_scheme', None)}>"
+        )
+
+    # -- building requests ------------------------------------------------------
+
+    def request_body(
+        self,
+        analysis_type: str,
+        source: SourceLike,
+        *,
+        async_: bool = False,
+        notification_url: str | None = None,
+        **extras: Any,
+    ) -> dict[str, Any]:
+        """Validate the arguments and return the JSON body of the request.
+
+        ``notification_url`` is sent as given, with or without ``async_``
+        (the official SDK does the same): with ``async_`` the result comes
+        only there; on a synchronous call the answer carries the result and
+        the API may also notify that URL.
+        """
+        entry = analyses.get(analysis_type)
+        cleaned = analyses.validate_extras(analysis_type, extras)
+        body: dict[str, Any] = {"source": coerce_source(source).as_json()}
+        body.update(cleaned)
+        if async_:
+            if not entry.async_allowed:
+                raise InvalidParameters(
+                    f"{analysis_type} cannot run asynchronously",
+                    details={"analysis_type": analysis_type},
+                )
+            body["async"] = True
+        if notification_url is not None:
+            if not isinstance(notification_url, str) or urlsplit(
+                notification_url
+            ).scheme not in ("http", "https"):
+                raise InvalidParameters("notification_url must be an http(s) URL")
+            body["notification_url"] = notification_url
+        return body
+
+    def _analyze_request(
+        self,
+        analysis_type: str,
+        source: SourceLike,
+        async_: bool,
+        notification_url: str | None,
+        extras: dict[str, Any],
+    ) -> tuple[str, bytes]:
+        body = self.request_body(
+            analysis_type,
+            source,
+            async_=async_,
+            notification_url=notification_url,
+            **extras,
+        )
+        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        return f"/analyze/{analysis_type}", data
+
+    @staticmethod
+    def _task_path(task_id: str) -> str:
+        if not isinstance(task_id, str) or not task_id.strip():
+            raise InvalidParameters("task_id is empty")
+        return f"/tasks/{quote(task_id.strip(), safe='')}"
+
+    def _policy(self, retries: Retries) -> RetryPolicy | None:
+        if retries is None:
+            return self.retry
+        if retries is False:
+            return None
+        if not isinstance(retries, RetryPolicy):
+            raise InvalidParameters("retries must be a RetryPolicy, False or None")
+        return retries
+
+    def _retry_wait(
+        self,
+        policy: RetryPolicy | None,
+        attempt: int,
+        exc: APIError,
+        started: float,
+        method: str,
+        path: str,
+    ) -> float | None:
+        """Return how long to wait before the next attempt, or None to raise."""
+        if policy is None:
+            return None
+        wait = policy.next_delay(attempt, exc, policy.clock() - started)
+        if wait is not None:
+            logger.info(
+                "Retrying %s %s in %.2f s after attempt %d: %s",
+                method,
+                path,
+                wait,
+                attempt,
+                exc.code,
+                extra={"request_id": exc.request_id, "attempt": attempt},
+            )
+        return wait
+
+    # -- reading answers --------------------------------------------------------
+
+    def _log_request(self, method: str, path: str, data: bytes | None) -> None:
+        http_logger.debug(
+            "request %s %s headers=%s body=%s",
+            method,
+            self.base_url + path,
+            self._credentials.redact_headers({**self._headers, "Authorization": "x"}),
+            self._redacted_text(data or b""),
+        )
+
+    def _redacted_text(self, content: bytes) -> str:
+        """Return a body for a log line or an error: redacted, capped."""
+        size = len(content)
+        body = _decode(content)[0] if size <= MAX_DETAIL_BYTES else None
+        if isinstance(body, (dict, list)):
+            return json.dumps(self._credentials.redact(body), ensure_ascii=False)
+        text = content[:MAX_DETAIL_BYTES].decode("utf-8", "replace")
+        text = self._credentials.redact(text)
+        if size > MAX_DETAIL_BYTES:
+            text += f"… ({size} bytes in all)"
+        return text
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        headers: Mapping[str, str],
+        content: bytes,
+        analysis_type: str | None,
+        started: float,
+    ) -> Result:
+        """Turn a status, headers and body into a typed result, or raise."""
+        body, decode_error = _decode(content)
+        request_id = _request_id(body, headers)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %s in %.1f ms (request_id=%s)",
+                method,
+                path,
+                status,
+                (time.perf_counter() - started) * 1000,
+                request_id,
+                extra={"request_id": request_id, "status_code": status},
+            )
+        if self.debug:
+            http_logger.debug(
+                "response %s %s -> %s headers=%s body=%s",
+                method,
+                path,
+                status,
+                self._credentials.redact_headers(headers),
+                self._redacted_text(content),
+            )
+        if status == 200 or status == 202:
+            if isinstance(body, dict):
+                parsed = parse_success(status, body, analysis_type, request_id)
+                if parsed is not None:
+                    return parsed
+            raise self._unexpected(status, content, decode_error, request_id, headers)
+        raise self._error(status, body, content, decode_error, request_id, headers)
+
+    # -- failures without an answer (the transports translate into these) --------
+
+    @staticmethod
+    def _timed_out(what: str, kind: str) -> RequestTimeout:
+        return RequestTimeout(
+            f"{what} timed out ({kind} timeout)", details={"timeout": kind}
+        )
+
+    @staticmethod
+    def _cut_short(what: str, exc: Exception) -> UnexpectedResponse:
+        return UnexpectedResponse(
+            f"{what}: the response was cut short or corrupt ({exc.__class__.__name__})",
+            retryable=True,
+            details={"truncated": True},
+        )
+
+    def _network_error(self, what: str, exc: Exception) -> NetworkError:
+        return NetworkError(
+            self._credentials.redact(f"{what} failed: {exc.__class__.__name__}: {exc}")
+        )
+
+    def _check_declared_size(self, status: int, headers: Mapping[str, str]) -> None:
+        """Refuse a body whose Content-Length is over ``max_response_bytes``."""
+        declared = headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            raise self._too_large(status, int(declared))
+
+    def _too_large(self, status: int, size: int) -> UnexpectedResponse:
+        return UnexpectedResponse(
+            f"the response body is too large ({size} bytes or more; the limit "
+            f"is {self.max_response_bytes})",
+            status_code=status,
+            code="response_too_large",
+        )
+
+    def _response_detail(
+        self, headers: Mapping[str, str], content: bytes
+    ) -> dict[str, Any]:
+        """The failed response, redacted and capped, for the error to keep."""
+        return {
+            "headers": self._credentials.redact_headers(headers),
+            "body": self._redacted_text(content),
+        }
+
+    def _unexpected(
+        self,
+        status: int,
+        content: bytes,
+        decode_error: json.JSONDecodeError | None,
+        request_id: str | None,
+        headers: Mapping[str, str],
+        content_type: str | None = None,
+    ) -> UnexpectedResponse:
+        truncated = decode_error is not None and decode_error.pos >= len(
+            decode_error.doc.rstrip()
+        )
+        if decode_error is not None:
+            problem = "a truncated JSON body" if truncated else "a non-JSON body"
+        elif not content:
+            problem = "an empty body"
+        else:
+            problem = "a body of an unexpected shape"
+        if content_type:
+            problem += f" ({content_type})"
+        return UnexpectedResponse(
+            f"HTTP {status} with {problem}",
+            retryable=truncated or status in RETRYABLE_STATUSES,
+            status_code=status,
+            request_id=request_id,
+            details={
+                "truncated": truncated,
+                "body_prefix": self._credentials.redact(
+                    content[:200].decode("utf-8", "replace")
+                ),
+            },
+            **self._response_detail(headers, content),
+        )
+
+    def _error(
+        self,
+        status: int,
+        body: Any,
+        content: bytes,
+        decode_error: json.JSONDecodeError | None,
+        request_id: str | None,
+        headers: Mapping[str, str],
+    ) -> APIError:
+        redact = self._credentials.redact
+        error = body.get("error") if isinstance(body, dict) else None
+        if not isinstance(error, dict):
+            error = None
+        # Bodies that are not the API's JSON: proxies answer 5xx with HTML, and
+        # odd statuses (3xx, other 2xx) mean something in between misbehaved.
+        if error is None and (status >= 500 or status < 400):
+            return self._unexpected(
+                status,
+                content,
+                decode_error,
+                request_id,
+                headers,
+                headers.get("Content-Type"),
+            )
+        category = error.get("category") if error else None
+        if not isinstance(category, str):
+            category = None
+        cls = _error_class(status, category)
+        if error is not None:
+            message = error.get("message")
+            code = error.get("code") if isinstance(error.get("code"), str) else None
+            details = error.get("details")
+        else:
+            content_type = headers.get("Content-Type") or "no content type"
+            message = f"HTTP {status} without an API error body ({content_type})"
+            code = None
+            details = None
+        if not isinstance(message, str) or not message:
+            message = f"HTTP {status}"
+        limits = parse_limits(body.get("limits")) if isinstance(body, dict) else []
+        retry_after = retry_after_from(
+            headers.get("Retry-After"),
+            limits if cls is RateLimitError else None,
+            _results._utcnow(),
+        )
+        kwargs: dict[str, Any] = {
+            "status_code": status,
+            "category": category or _default_category(cls),
+            "code": code,
+            "details": redact(details),
+            "request_id": request_id,
+            "retry_after": retry_after,
+            **self._response_detail(headers, content),
+        }
+        if cls is RateLimitError:
+            exc: APIError = RateLimitError(redact(message), limits=limits, **kwargs)
+        else:
+            exc = cls(redact(message), **kwargs)
+        if exc.retryable and status not in RETRYABLE_STATUSES:
+            exc.retryable = False  # e.g. 501, 505: retrying cannot help
+        return exc
