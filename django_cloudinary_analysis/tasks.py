@@ -59,3 +59,9 @@ def poll_remote(self, analysis_id: int) -> str:  # type: ignore[no-untyped-def]
     if outcome.retry_in is not None and not self.request.is_eager:
         raise self.retry(countdown=outcome.retry_in)
     return outcome.status
+
+
+@shared_task(name="cloudinary_analysis.recover_stuck", ignore_result=True)
+def recover_stuck() -> dict[str, int]:
+    """Queue again analyses whose message was lost (add it to Celery beat)."""
+    return services.recover_stuck()
