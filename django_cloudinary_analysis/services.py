@@ -199,7 +199,7 @@ def schedule_many(
     return created
 
 
-def enqueue_or_record(analysis_ids: Sequence[int]) -> bool:
+def enqueue_or_record(analysis_ids: Sequence[int], *, fan_out: bool = True) -> bool:
     """Enqueue; when the broker refuses, log it and record it on the analyses.
 
     Runs after the commit: raising would fail a request whose data is saved.
@@ -212,7 +212,7 @@ def enqueue_or_record(analysis_ids: Sequence[int]) -> bool:
     from django_cloudinary_analysis.tasks import run_analysis
 
     try:
-        enqueue(analysis_ids)
+        enqueue(analysis_ids, fan_out=fan_out)
     except Exception as exc:
         if run_analysis.app.conf.task_always_eager and not isinstance(
             exc, OperationalError

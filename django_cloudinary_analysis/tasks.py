@@ -42,7 +42,8 @@ def run_analysis(self, analysis_id: int) -> Any:  # type: ignore[no-untyped-def]
 )
 def dispatch_analyses(analysis_ids: list[int]) -> int:
     """Fan one commit's analyses out as one ``run_analysis`` task each."""
-    services.enqueue(analysis_ids, fan_out=False)
+    # A refused publish is recorded on the analyses for recover_stuck.
+    services.enqueue_or_record(analysis_ids, fan_out=False)
     return len(analysis_ids)
 
 

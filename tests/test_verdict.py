@@ -197,6 +197,16 @@ def test_a_save_never_fails_because_the_broker_is_down(
     assert memory_backend.calls == []
 
 
+def test_a_worker_fanning_out_records_a_refused_publish() -> None:
+    photo = Photo.objects.create(image=ContentFile(png_bytes(1), name="a.png"))
+    ids = list(photo.analyses.values_list("pk", flat=True))
+    with mock.patch.object(run_analysis, "apply_async", side_effect=REFUSED):
+        tasks.dispatch_analyses(ids)  # the worker's half of one commit's message
+    assert set(photo.analyses.values_list("error_code", flat=True)) == {
+        "enqueue_failed"
+    }
+
+
 def test_the_recovery_task_queues_them_again_and_pays_once(
     django_capture_on_commit_callbacks: Any, memory_backend: Any
 ) -> None:
@@ -293,6 +303,24 @@ def test_dedup_survives_the_deletion_of_the_original(
     assert {a.reused_from_id for a in third.analyses.all()} <= set(
         second.analyses.values_list("pk", flat=True)
     )
+
+
+def test_the_migration_gives_reused_rows_their_donors_key(
+    save: Any, memory_backend: Any
+) -> None:
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("django_cloudinary_analysis.migrations.0002_verdict")
+    first = save(seed=4, name="a.png")
+    second = save(seed=4, name="b.png")
+    Analysis.objects.for_object(second).update(content_key="")  # as before 0002
+
+    migration.backfill_reused_content_keys(apps, None)
+
+    key = first.analyses.first().content_key
+    assert {a.content_key for a in second.analyses.all()} == {key}
 
 
 # -- 4. a human verdict follows its content --------------------------------------

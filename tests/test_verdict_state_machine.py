@@ -275,6 +275,15 @@ class VerdictMachine(RuleBasedStateMachine):
             "pk", "status", "error_code"
         )
         assert not left, f"unfinished after recovery: {list(left)}"
+        paid = {
+            (self.seed_of_file[c.media_name], c.analysis_type)
+            for c in MemoryBackend.calls
+        }
+        for seed in set(self.seed.values()):
+            for analysis_type in TYPES:
+                assert (seed, analysis_type) in paid, (
+                    f"content {seed} was never analysed for {analysis_type}"
+                )
 
     @rule(pk=photos)
     def reupload(self, pk: int) -> None:
