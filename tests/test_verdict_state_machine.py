@@ -32,6 +32,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     consumes,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -105,7 +106,6 @@ class VerdictMachine(RuleBasedStateMachine):
     """Objects, copies held in memory, decisions and a flaky broker."""
 
     photos = Bundle("photos")
-    copies = Bundle("copies")
 
     def __init__(self) -> None:
         super().__init__()
@@ -124,6 +124,9 @@ class VerdictMachine(RuleBasedStateMachine):
             username=f"reviewer-{id(self)}", is_staff=True
         )
         self.seed: dict[int, int] = {}  # pk -> content of its current file
+        # pk -> instances held in memory: the one create() returned, copies
+        # loaded later (a form, a serializer, a task holding one).
+        self.instances: dict[int, list[Photo]] = {}
         self.pin: dict[int, str] = {}  # pk -> standing human verdict
         self.released: set[int] = set()
         self.forced: Counter[tuple[int, str]] = Counter()
@@ -179,17 +182,26 @@ class VerdictMachine(RuleBasedStateMachine):
             photo = Photo.objects.create(title="new", image=self._file(seed))
         self.seed_of_file[photo.image.name] = seed
         self._new_content(photo.pk, seed)
+        self.instances[photo.pk] = [photo]
         return photo.pk
 
-    @rule(target=copies, pk=photos)
-    def load_copy(self, pk: int) -> Photo | None:
-        return Photo.objects.filter(pk=pk).first()
+    @rule(pk=photos)
+    def load_copy(self, pk: int) -> None:
+        if self._exists(pk):
+            self.instances[pk].append(Photo.objects.get(pk=pk))
 
-    @rule(copy=copies, title=st.text("abc", max_size=3), seed=st.none() | SEEDS)
-    def save_copy(self, copy: Photo | None, title: str, seed: int | None) -> None:
-        """Save a copy loaded earlier: a form or serializer holding it."""
-        if copy is None or not self._exists(copy.pk):
+    @rule(
+        pk=photos,
+        which=st.integers(min_value=0, max_value=3),
+        title=st.text("abc", max_size=3),
+        seed=st.none() | st.none() | SEEDS,
+    )
+    def save_copy(self, pk: int, which: int, title: str, seed: int | None) -> None:
+        """Save an instance loaded earlier: a form or serializer holding it."""
+        if not self._exists(pk):
             return  # saving a deleted row would insert it again
+        held = self.instances[pk]
+        copy = held[which % len(held)]
         current = Photo.objects.get(pk=copy.pk).image.name
         if seed is None and copy.image.name != current:
             return  # a stale file name is a lost update this test does not model
@@ -238,6 +250,7 @@ class VerdictMachine(RuleBasedStateMachine):
         with capture():
             Photo.objects.filter(pk=pk).delete()
         del self.seed[pk]
+        del self.instances[pk]
         self.pin.pop(pk, None)
         self.released.discard(pk)
         for seed, holders in self.holders.items():
@@ -253,6 +266,11 @@ class VerdictMachine(RuleBasedStateMachine):
     def broker_flushed(self) -> None:
         """Redis restarted without persistence: published messages are gone."""
         self.broker.messages.clear()
+
+    @rule()
+    def deliver_all(self) -> None:
+        """The workers catch up with the queue."""
+        self._drain()
 
     @precondition(lambda self: self.broker.messages)
     @rule(redeliver=st.booleans())
@@ -285,11 +303,11 @@ class VerdictMachine(RuleBasedStateMachine):
                     f"content {seed} was never analysed for {analysis_type}"
                 )
 
-    @rule(pk=photos)
-    def reupload(self, pk: int) -> None:
+    @rule(target=photos, pk=photos)
+    def reupload(self, pk: int) -> Any:
         """Upload the same bytes again as a new object: it follows a human."""
         if not self._exists(pk):
-            return
+            return multiple()
         seed = self.seed[pk]
         self.broker.down = False
         self._drain()
@@ -302,6 +320,7 @@ class VerdictMachine(RuleBasedStateMachine):
                 f"a re-upload of content {seed} is {status}, its human verdict "
                 f"is {expected}"
             )
+        return copy
 
     def _followed_verdict(self, seed: int) -> str | None:
         standing = set()
