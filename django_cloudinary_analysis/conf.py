@@ -52,12 +52,22 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_FUTURE": 300,
     "WEBHOOK_MAX_BODY": 5 * 1024 * 1024,
     "WEBHOOK_ALGORITHMS": ["sha1", "sha256"],
+    # Seconds a webhook for a task id not stored yet waits for the worker.
+    "WEBHOOK_RECHECK": 2.0,
     "ASYNC_POLL_INTERVAL": 300,
     "ASYNC_DEADLINE": 3600,
     "MAX_ATTEMPTS": 5,
     "RETRY_BACKOFF": 10.0,
     "RETRY_BACKOFF_MAX": 900.0,
     "QUEUE": None,
+    # Recovery (recover_stuck): seconds an analysis may stay queued unclaimed,
+    # and seconds a claimed one may go without news, before it is queued again.
+    "STUCK_AFTER": 600,
+    "RUNNING_TIMEOUT": 3600,
+    # Seconds a running twin of the same content is waited for, not longer.
+    "TWIN_LEASE": 300,
+    # A human approval, like a rejection, applies to later identical content.
+    "HUMAN_APPROVAL_FOLLOWS_CONTENT": True,
     "DEDUP": True,
     "STORE_RAW": True,
     # REST API (rest_framework subpackage): import paths; None means staff only.

@@ -175,6 +175,20 @@ class AnalyzedMedia(models.Model):
         instance._analysis_snapshot = file_snapshot(instance)
         return instance
 
+    def _do_update(
+        self, base_qs: Any, using: Any, pk_val: Any, values: Any, *args: Any, **kw: Any
+    ) -> Any:
+        """Leave ``moderation_status`` out of an UPDATE unless the app writes it.
+
+        Only services (decisions, with ``QuerySet.update``) and a save carrying
+        a new file (the receiver resets the verdict to pending) set the
+        verdict; any other save leaves the stored one alone, so an instance
+        loaded before a worker or a reviewer decided cannot write it back.
+        """
+        if not self.__dict__.get("_analysis_write_status"):
+            values = [v for v in values if v[0].attname != "moderation_status"]
+        return super()._do_update(base_qs, using, pk_val, values, *args, **kw)  # type: ignore[misc]
+
     def analyze(
         self,
         *,

@@ -367,6 +367,25 @@ class ModerationDecision(models.Model):
     )
     reasons = models.JSONField(_("reasons"), default=list, blank=True)
     note = models.TextField(_("note"), blank=True)
+    content_key = models.CharField(
+        _("content key"),
+        max_length=300,
+        blank=True,
+        db_index=True,
+        help_text=_(
+            "The content the verdict was given on: a human verdict applies to "
+            "later uploads of the same content."
+        ),
+    )
+    follows = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("follows"),
+        help_text=_("The human decision on the same content this one applies."),
+    )
     decided_at = models.DateTimeField(_("decided at"), auto_now_add=True)
 
     objects = ModerationDecisionQuerySet.as_manager()

@@ -1,7 +1,8 @@
 """Model signal receivers: thin, they only call services.
 
 Nothing here reads a file or touches the network: a save compares stored
-file names, resets the verdict in memory and queues analyses after commit.
+file names, resets the verdict when a file is new (only then does a save
+write ``moderation_status``) and queues analyses after commit.
 """
 
 from __future__ import annotations
@@ -33,12 +34,18 @@ def connect() -> None:
 def before_save(
     sender: type, instance: Any, raw: bool = False, update_fields: Any = None, **kw: Any
 ) -> None:
-    """Reset the verdict in the row being written when a file is new."""
+    """Reset the verdict in the row being written when a file is new.
+
+    Any other save leaves the stored verdict alone (see
+    ``AnalyzedMedia._do_update``); fixtures (``raw``) write theirs.
+    """
     instance._analysis_changed = []
+    instance._analysis_write_status = raw
     if raw or not app_settings.AUTO_ANALYZE:
         return
     changed = changed_fields(instance, update_fields)
     if changed:
+        instance._analysis_write_status = True
         instance._analysis_changed = changed
         instance._analysis_previous_status = instance.moderation_status
         instance.moderation_status = ModerationStatus.PENDING
@@ -57,6 +64,7 @@ def after_save(
 
     changed = getattr(instance, "_analysis_changed", [])
     instance._analysis_changed = []
+    instance._analysis_write_status = False
     if changed and not raw:
         services.content_changed(
             instance,

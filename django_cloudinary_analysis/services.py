@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -68,6 +69,9 @@ RERUN_ALL = "all"  # everything, and never reuse an earlier result (force)
 
 #: Seconds a copy waits before looking for the result of its in-flight twin.
 DUPLICATE_WAIT = 2.0
+
+#: ``scheme://user:password@`` in a broker error: keep the password out.
+_SECRET_IN_URL = re.compile(r"(\w+://[^:/@\s]*):[^@\s]*@")
 
 
 @dataclass(frozen=True)
@@ -191,8 +195,109 @@ def schedule_many(
         return planned
     created = Analysis.objects.bulk_create(planned)
     ids = [a.pk for a in created]
-    transaction.on_commit(lambda: enqueue(ids))
+    transaction.on_commit(lambda: enqueue_or_record(ids))
     return created
+
+
+def enqueue_or_record(analysis_ids: Sequence[int], *, fan_out: bool = True) -> bool:
+    """Enqueue; when the broker refuses, log it and record it on the analyses.
+
+    Runs after the commit: raising would fail a request whose data is saved.
+    The analyses stay ``queued`` with the reason ``enqueue_failed`` until
+    ``recover_stuck`` (the periodic task or ``analyze_media --stuck``)
+    queues them again.
+    """
+    from kombu.exceptions import OperationalError
+
+    from django_cloudinary_analysis.tasks import run_analysis
+
+    try:
+        enqueue(analysis_ids, fan_out=fan_out)
+    except Exception as exc:
+        if run_analysis.app.conf.task_always_eager and not isinstance(
+            exc, OperationalError
+        ):
+            raise  # in-process, this is the task's own error, not the broker's
+        reason = _SECRET_IN_URL.sub(r"\1***@", f"{type(exc).__name__}: {exc}")[:500]
+        logger.error(
+            "%d analyses could not be queued (%s); recover_stuck queues them again",
+            len(analysis_ids),
+            reason,
+            extra={"analysis_ids": list(analysis_ids)},
+        )
+        Analysis.objects.filter(
+            pk__in=list(analysis_ids), status=AnalysisStatus.QUEUED
+        ).update(
+            error_code="enqueue_failed",
+            error_message=f"the task could not be queued ({reason}); the "
+            "recover_stuck task or `analyze_media --stuck` queues it again",
+        )
+        return False
+    return True
+
+
+def recover_stuck(
+    *, queued_after: float | None = None, running_after: float | None = None
+) -> dict[str, int]:
+    """Queue again the analyses whose message was lost; return counts by status.
+
+    ``queued``: not claimed ``queued_after`` seconds (STUCK_AFTER) after they
+    were created, or at once when their publish failed. ``running`` /
+    ``retrying``: claimed by a worker that gave no news for
+    ``running_after`` seconds (RUNNING_TIMEOUT), put back to ``queued``.
+    ``waiting``: past the async deadline, polled so they end as overdue.
+    The claim is a conditional UPDATE, so a message that survives beside the
+    new one finds nothing to claim: nothing is paid twice.
+    """
+    now = timezone.now()
+    if queued_after is None:
+        queued_after = float(app_settings.STUCK_AFTER)
+    if running_after is None:
+        running_after = float(app_settings.RUNNING_TIMEOUT)
+    queued_cutoff = now - timedelta(seconds=queued_after)
+    running_cutoff = now - timedelta(seconds=running_after)
+    retry_cutoff = running_cutoff - timedelta(seconds=app_settings.RETRY_BACKOFF_MAX)
+    stuck = Analysis.objects.filter(
+        Q(status=AnalysisStatus.QUEUED)
+        & (Q(created_at__lte=queued_cutoff) | Q(error_code="enqueue_failed"))
+    )
+    queued = list(stuck.values_list("pk", flat=True))
+    lost = Analysis.objects.filter(
+        Q(status=AnalysisStatus.RUNNING, started_at__lte=running_cutoff)
+        | Q(status=AnalysisStatus.RETRYING, started_at__lte=retry_cutoff)
+    )
+    taken = list(lost.values_list("pk", "status"))
+    counts = {"queued": len(queued), "running": 0, "retrying": 0, "waiting": 0}
+    for analysis_id, status in taken:
+        # Conditional: a worker that answers meanwhile keeps its analysis.
+        if (
+            Analysis.objects.filter(
+                pk=analysis_id, status=status, started_at__lte=running_cutoff
+            )
+            .exclude(status=AnalysisStatus.RETRYING, started_at__gt=retry_cutoff)
+            .update(
+                status=AnalysisStatus.QUEUED,
+                error_code="worker_lost",
+                error_message=f"no news from its worker for {running_after:.0f} s; "
+                "queued again by recover_stuck",
+            )
+        ):
+            counts[status] += 1
+            queued.append(analysis_id)
+    if queued:
+        transaction.on_commit(lambda: enqueue_or_record(queued))
+    overdue = now - timedelta(seconds=app_settings.ASYNC_DEADLINE + queued_after)
+    waiting = list(
+        Analysis.objects.filter(
+            status=AnalysisStatus.WAITING, started_at__lte=overdue
+        ).values_list("pk", flat=True)
+    )
+    for analysis_id in waiting:
+        transaction.on_commit(lambda i=analysis_id: enqueue_poll(i, countdown=0))  # type: ignore[misc]
+    counts["waiting"] = len(waiting)
+    if any(counts.values()):
+        logger.warning("recover_stuck queued analyses again: %s", counts)
+    return counts
 
 
 def enqueue(analysis_ids: Iterable[int], *, fan_out: bool = True) -> None:
@@ -466,7 +571,11 @@ def _lead_or_follow(analysis: Analysis) -> int | None:
     looking at the same moment exactly one sends and the other waits to reuse
     its result.
     """
-    recent = timezone.now() - timedelta(seconds=app_settings.ASYNC_DEADLINE)
+    now = timezone.now()
+    # A lead that has said nothing for TWIN_LEASE seconds is presumed dead; one
+    # waiting for its webhook holds until the async deadline.
+    lease = now - timedelta(seconds=app_settings.TWIN_LEASE)
+    recent = now - timedelta(seconds=app_settings.ASYNC_DEADLINE)
     twins = (
         Analysis.objects.filter(
             content_key=analysis.content_key,
@@ -474,10 +583,8 @@ def _lead_or_follow(analysis: Analysis) -> int | None:
             params_hash=analysis.params_hash,
         )
         .filter(
-            Q(
-                status__in=[AnalysisStatus.RUNNING, AnalysisStatus.WAITING],
-                started_at__gte=recent,
-            )
+            Q(status=AnalysisStatus.RUNNING, started_at__gte=lease)
+            | Q(status=AnalysisStatus.WAITING, started_at__gte=recent)
             # one that finished since the caller looked for a result to reuse
             | Q(status=AnalysisStatus.SUCCEEDED)
         )
@@ -515,6 +622,8 @@ def _reuse(analysis: Analysis, donor: Analysis, obj: Model) -> RunOutcome:
             raw=payloads.reused_raw(donor.raw, analysis.file_name),
             request_id=donor.request_id,
             reused_from=donor,
+            # Any surviving copy can then be reused once the donor is deleted.
+            content_key=analysis.content_key,
             finished_at=timezone.now(),
             error_code="",
             error_message="",
@@ -810,14 +919,14 @@ def _wait_for_webhook(analysis: Analysis, accepted: Accepted) -> RunOutcome:
     return RunOutcome(AnalysisStatus.WAITING)
 
 
-def enqueue_poll(analysis_id: int) -> None:
-    """Check the remote task once the poll interval has passed."""
+def enqueue_poll(analysis_id: int, countdown: float | None = None) -> None:
+    """Check the remote task once the poll interval (or ``countdown``) passed."""
     from django_cloudinary_analysis.tasks import poll_remote
 
     options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
-    poll_remote.apply_async(
-        (analysis_id,), countdown=app_settings.ASYNC_POLL_INTERVAL, **options
-    )
+    if countdown is None:
+        countdown = app_settings.ASYNC_POLL_INTERVAL
+    poll_remote.apply_async((analysis_id,), countdown=countdown, **options)
 
 
 def poll(analysis_id: int) -> RunOutcome:
@@ -877,6 +986,19 @@ def poll(analysis_id: int) -> RunOutcome:
             from_statuses=(AnalysisStatus.WAITING,),
         )
     return RunOutcome("waiting", retry_in=app_settings.ASYNC_POLL_INTERVAL)
+
+
+def async_call_in_flight() -> bool:
+    """Whether a worker is sending an async analysis whose task id is unknown."""
+    return (
+        Analysis.objects.filter(
+            status=AnalysisStatus.RUNNING,
+            remote_task_id__isnull=True,
+            analysis_type__in=sorted(app_settings.async_types),
+        )
+        .only("pk")
+        .exists()
+    )
 
 
 def apply_notification(payload: dict[str, Any]) -> str:
@@ -982,11 +1104,19 @@ def current_analyses(obj: Model) -> list[Analysis]:
 
 
 def update_verdict(obj: Model) -> ModerationDecision | None:
-    """Recompute the automatic verdict unless a human decision pins it."""
+    """Recompute the automatic verdict unless a human decision pins it.
+
+    A human verdict standing on identical content comes first (see
+    ``_standing_human_decision``).
+    """
     latest = ModerationDecision.objects.for_object(obj).first()
     if latest is not None and latest.pins_verdict:
         return None
-    verdict = get_policy().decide(current_analyses(obj))
+    analyses = current_analyses(obj)
+    followed = _follow_human_decision(obj, analyses, latest)
+    if followed is not None:
+        return followed
+    verdict = get_policy().decide(analyses)
     if verdict is None:
         return None
     old = latest.status if latest is not None else obj.moderation_status  # type: ignore[attr-defined]
@@ -1001,6 +1131,114 @@ def update_verdict(obj: Model) -> ModerationDecision | None:
     )
 
 
+def verdict_content_key(analyses: Iterable[Analysis]) -> str:
+    """The content a verdict on these analyses judges ("" while unknown).
+
+    One file: its content key. Several: a digest of their keys in field
+    order. Unknown until a worker computed the key of every file.
+    """
+    keys: dict[str, str] = {}
+    for analysis in analyses:
+        keys.setdefault(analysis.field_name, "")
+        if analysis.content_key:
+            keys[analysis.field_name] = analysis.content_key
+    if not keys or not all(keys.values()):
+        return ""
+    if len(keys) == 1:
+        return next(iter(keys.values()))
+    joined = "\n".join(f"{name}={key}" for name, key in sorted(keys.items()))
+    return "files:" + params_hash({"keys": joined})
+
+
+def _follow_human_decision(
+    obj: Model, analyses: list[Analysis], latest: ModerationDecision | None
+) -> ModerationDecision | None:
+    """Apply the human verdict standing on the same content, if there is one.
+
+    Not after a reviewer released this object's current content: then the
+    policy decides.
+    """
+    key = verdict_content_key(analyses)
+    if not key:
+        return None
+    if latest is not None and _released_since_new_content(obj):
+        return None
+    origin = _standing_human_decision(obj, key)
+    if origin is None:
+        return None
+    reviewer = origin.decided_by
+    who = reviewer.get_username() if reviewer is not None else "a reviewer"
+    return _record_decision(
+        obj,
+        origin.status,
+        previous=latest.status if latest is not None else obj.moderation_status,  # type: ignore[attr-defined]
+        source=ModerationDecision.Source.HUMAN,
+        reasons=[
+            {
+                "rule": "follows_content",
+                "decision": origin.pk,
+                "object": f"{origin.content_type_id}:{origin.object_id}",
+                "by": getattr(reviewer, "pk", None),
+                "content_key": key,
+            }
+        ],
+        note=f"follows decision {origin.pk} ({origin.status} by {who}) "
+        "on identical content",
+        user=reviewer,
+        content_key=key,
+        follows=origin,
+    )
+
+
+def _released_since_new_content(obj: Model) -> bool:
+    for decision in ModerationDecision.objects.for_object(obj).only(
+        "source", "reasons"
+    ):  # newest first
+        if decision.source == ModerationDecision.Source.SYSTEM:
+            return False
+        if any(r.get("rule") == "released" for r in decision.reasons or ()):
+            return True
+    return False
+
+
+def _standing_human_decision(obj: Model, key: str) -> ModerationDecision | None:
+    """The human verdict on content ``key`` that still stands on another object.
+
+    It stands while it is the newest decision of its object (a new file, a
+    release or a later decision ends it). A rejection wins over an approval;
+    approvals count unless HUMAN_APPROVAL_FOLLOWS_CONTENT is off.
+    """
+    statuses = [ModerationStatus.REJECTED]
+    if app_settings.HUMAN_APPROVAL_FOLLOWS_CONTENT:
+        statuses.append(ModerationStatus.APPROVED)
+    candidates = (
+        ModerationDecision.objects.filter(
+            content_key=key,
+            source=ModerationDecision.Source.HUMAN,
+            status__in=statuses,
+        )
+        .exclude(content_type=content_type_for(obj), object_id=str(obj.pk))
+        .select_related("decided_by")
+        .order_by("-decided_at", "-pk")
+    )
+    found: ModerationDecision | None = None
+    for candidate in candidates[:50]:
+        newest = (
+            ModerationDecision.objects.filter(
+                content_type_id=candidate.content_type_id,
+                object_id=candidate.object_id,
+            )
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if newest != candidate.pk:
+            continue
+        if candidate.status == ModerationStatus.REJECTED:
+            return candidate
+        found = found or candidate
+    return found
+
+
 def _record_decision(
     obj: Model,
     status: str,
@@ -1011,6 +1249,8 @@ def _record_decision(
     note: str = "",
     user: AbstractBaseUser | None = None,
     write_status: bool = True,
+    content_key: str = "",
+    follows: ModerationDecision | None = None,
 ) -> ModerationDecision:
     decision = ModerationDecision.objects.create(
         content_type=content_type_for(obj),
@@ -1021,6 +1261,8 @@ def _record_decision(
         decided_by=user if user is not None and user.is_authenticated else None,
         reasons=reasons or [],
         note=note,
+        content_key=content_key,
+        follows=follows,
     )
     if write_status:
         type(obj)._default_manager.filter(pk=obj.pk).update(moderation_status=status)
@@ -1071,6 +1313,8 @@ def _human_decision(
             reasons=[{"rule": "human"}],
             note=note,
             user=user,
+            # Later uploads of the same content follow this verdict.
+            content_key=verdict_content_key(current_analyses(obj)),
         )
 
 

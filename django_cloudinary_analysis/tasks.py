@@ -42,7 +42,8 @@ def run_analysis(self, analysis_id: int) -> Any:  # type: ignore[no-untyped-def]
 )
 def dispatch_analyses(analysis_ids: list[int]) -> int:
     """Fan one commit's analyses out as one ``run_analysis`` task each."""
-    services.enqueue(analysis_ids, fan_out=False)
+    # A refused publish is recorded on the analyses for recover_stuck.
+    services.enqueue_or_record(analysis_ids, fan_out=False)
     return len(analysis_ids)
 
 
@@ -78,3 +79,9 @@ def sync_to_cloudinary(self, sync_id: int) -> str:  # type: ignore[no-untyped-de
     if self.request.is_eager:
         return self.retry(countdown=outcome.retry_in, throw=False)  # type: ignore[no-any-return]
     raise self.retry(countdown=outcome.retry_in)
+
+
+@shared_task(name="cloudinary_analysis.recover_stuck", ignore_result=True)
+def recover_stuck() -> dict[str, int]:
+    """Queue again analyses whose message was lost (add it to Celery beat)."""
+    return services.recover_stuck()

@@ -139,6 +139,10 @@ def verify_signature(
         raise InvalidSignature("the signature does not match", code="mismatch")
 
 
+#: Seconds between looks for a task id not stored yet (WEBHOOK_RECHECK in all).
+RECHECK_INTERVAL = 0.25
+
+
 def _error(status: int, error: str) -> JsonResponse:
     return JsonResponse({"error": error}, status=status)
 
@@ -239,6 +243,13 @@ def webhook(request: HttpRequest) -> HttpResponse:
     notification_type = payload["notification_type"]
     extra = {"remote_task_id": task_id, "notification_type": notification_type}
     outcome = services.apply_notification(payload)
+    # The webhook can beat the worker storing the task id of its 202: while an
+    # async call is in flight, look again briefly before answering "unknown".
+    rechecks = int(float(app_settings.WEBHOOK_RECHECK) / RECHECK_INTERVAL)
+    while outcome == "unknown" and rechecks > 0 and services.async_call_in_flight():
+        rechecks -= 1
+        time.sleep(RECHECK_INTERVAL)
+        outcome = services.apply_notification(payload)
     if outcome == "unknown":
         logger.info("webhook for an unknown task %s", task_id, extra=extra)
     elif outcome == "ignored":

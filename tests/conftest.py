@@ -9,8 +9,15 @@ from collections.abc import Callable
 import django
 import pytest
 from django.core.files.base import ContentFile
+from hypothesis import settings as hypothesis_settings
 
 from django_cloudinary_analysis.backends.memory import MemoryBackend
+
+# CI runs the same examples every time (derandomize); locally each run explores
+# new ones. Neither keeps an example database in the worktree.
+hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+hypothesis_settings.register_profile("dev", database=None)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
 def _celery_app():  # type: ignore[no-untyped-def]

@@ -17,7 +17,8 @@ from django_cloudinary_analysis.mixins import AnalyzedMedia, media_models
 class Command(BaseCommand):
     help = (
         "Queue analyses for objects of models using AnalyzedMedia: those never "
-        "analysed (default), failed ones (--failed) or everything (--force). "
+        "analysed (default), failed ones (--failed), lost ones (--stuck) or "
+        "everything (--force). "
         "Safe to interrupt and run again."
     )
 
@@ -64,6 +65,13 @@ class Command(BaseCommand):
             const=services.RERUN_ALL,
             help="Run everything again and do not reuse earlier results.",
         )
+        mode.add_argument(
+            "--stuck",
+            action="store_true",
+            help="Queue again analyses whose message was lost: queued for "
+            "STUCK_AFTER seconds or refused by the broker, claimed without news "
+            "for RUNNING_TIMEOUT seconds (what the recover_stuck task does).",
+        )
         parser.add_argument(
             "--batch-size",
             type=int,
@@ -78,6 +86,17 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if options["stuck"]:
+            with transaction.atomic():
+                counts = services.recover_stuck()
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Done: queued again {counts['queued']} queued analyses, "
+                    f"{counts['running']} running, {counts['retrying']} retrying; "
+                    f"polled {counts['waiting']} waiting."
+                )
+            )
+            return
         rerun = options["rerun"] or services.RERUN_MISSING
         batch_size = options["batch_size"]
         if batch_size < 1:
