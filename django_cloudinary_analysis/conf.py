@@ -375,6 +375,33 @@ class AppSettings:
         """Whether ``Analysis.raw`` keeps the API's whole answer."""
         return bool(self._get("STORE_RAW"))
 
+    # -- recovery and races -----------------------------------------------------
+
+    @property
+    def WEBHOOK_RECHECK(self) -> float:
+        """Seconds a webhook for a not yet stored task id is looked up again."""
+        return float(self._get("WEBHOOK_RECHECK"))
+
+    @property
+    def STUCK_AFTER(self) -> float:
+        """Seconds after which a queued analysis counts as lost (recover_stuck)."""
+        return float(self._get("STUCK_AFTER"))
+
+    @property
+    def RUNNING_TIMEOUT(self) -> float:
+        """Seconds a claimed analysis may stay silent before it is re-queued."""
+        return float(self._get("RUNNING_TIMEOUT"))
+
+    @property
+    def TWIN_LEASE(self) -> float:
+        """Seconds a silent lead keeps its twins waiting before one takes over."""
+        return float(self._get("TWIN_LEASE"))
+
+    @property
+    def HUMAN_APPROVAL_FOLLOWS_CONTENT(self) -> bool:
+        """Whether a person's approval, like a rejection, follows its content."""
+        return bool(self._get("HUMAN_APPROVAL_FOLLOWS_CONTENT"))
+
     # -- write-back (validated by the checks E022/E023) -------------------------
 
     @property

@@ -251,9 +251,9 @@ def recover_stuck(
     """
     now = timezone.now()
     if queued_after is None:
-        queued_after = float(app_settings.STUCK_AFTER)
+        queued_after = app_settings.STUCK_AFTER
     if running_after is None:
-        running_after = float(app_settings.RUNNING_TIMEOUT)
+        running_after = app_settings.RUNNING_TIMEOUT
     queued_cutoff = now - timedelta(seconds=queued_after)
     running_cutoff = now - timedelta(seconds=running_after)
     retry_cutoff = running_cutoff - timedelta(seconds=app_settings.RETRY_BACKOFF_MAX)

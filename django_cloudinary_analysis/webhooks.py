@@ -245,7 +245,7 @@ def webhook(request: HttpRequest) -> HttpResponse:
     outcome = services.apply_notification(payload)
     # The webhook can beat the worker storing the task id of its 202: while an
     # async call is in flight, look again briefly before answering "unknown".
-    rechecks = int(float(app_settings.WEBHOOK_RECHECK) / RECHECK_INTERVAL)
+    rechecks = int(app_settings.WEBHOOK_RECHECK / RECHECK_INTERVAL)
     while outcome == "unknown" and rechecks > 0 and services.async_call_in_flight():
         rechecks -= 1
         time.sleep(RECHECK_INTERVAL)
