@@ -333,6 +333,9 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
     assert "not available offline" in home
     assert 'src="/media/photos/cat.jpg"' in home
     assert "<code>espresso</code>" in home
+    # Every answer says which model gave it.
+    assert "tags by local-efficientnet-lite0 (ImageNet-1k)" in home
+    assert "by local-heuristic" in home and "by local-tesseract" in home
     # The admin mixin's inlines show every analysis with its reason and tags.
     assert "change 200" in out
     change = out.split("CHANGE PAGE", 1)[1]

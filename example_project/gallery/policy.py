@@ -54,9 +54,9 @@ class ReviewLowQuality(DefaultPolicy):
         quality = (analysis.result or {}).get("quality") or {}
         if quality.get("word") != "low":
             return None
+        score = quality.get("score")
         return {
             "rule": "low_quality",
-            "score": quality.get("score"),
-            "analysis": analysis.pk,
+            "score": round(score, 2) if isinstance(score, float) else score,
             "field": analysis.field_name,
         }
