@@ -350,7 +350,13 @@ def test_the_apis_list_photos_analyses_and_verdicts(first_run, demo_dir):
         from django.test import Client
         auth = "Basic " + base64.b64encode(b"admin:admin").decode()
         client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=auth)
-        for url in ["/api/photos/", "/api/products/", "/api/analysis/analyses/"]:
+        urls = [
+            "/api/photos/",
+            "/api/products/",
+            "/api/analysis/analyses/",
+            "/api/analysis/analyses/?tag=espresso",  # the tour's curl line
+        ]
+        for url in urls:
             response = client.get(url)
             body = response.json()
             results = list(body["results"])
@@ -389,6 +395,8 @@ def test_the_apis_list_photos_analyses_and_verdicts(first_run, demo_dir):
     assert len(skipped) == 10
     assert all("not available offline" in a["reason"] for a in skipped)
     assert sum(1 for a in analyses["results"] if a["reused_from"]) == 4
+    espresso = answers["/api/analysis/analyses/?tag=espresso"]["results"]
+    assert [a["analysis_type"] for a in espresso] == ["google_tagging"]
 
 
 def test_an_upload_through_the_admin_is_analysed_in_the_request(
