@@ -158,3 +158,11 @@ def test_the_example_settings_pin_the_same_checksums():
     ).read_text()
     for digest in EXPORT.SHA256.values():
         assert digest in settings
+
+
+@pytest.mark.parametrize("size", [(1024, 1), (1, 1024), (3, 5), (600, 400)])
+def test_any_image_shape_becomes_the_models_input(size):
+    from PIL import Image
+
+    crop = tagging.centre_crop(Image.new("L", size, 128), (224, 224))
+    assert (crop.size, crop.mode) == ((224, 224), "RGB")

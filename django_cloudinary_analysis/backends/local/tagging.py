@@ -84,21 +84,24 @@ class Classifier:
 
 
 def centre_crop(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resize so the crop covers ``CROP_RATIO`` of the short side, then crop."""
+    """Return the centre of ``image`` at ``size`` (height, width).
+
+    The same pixels as resizing the short side to ``size / CROP_RATIO`` and
+    cropping the centre, but the crop is taken first, so a very long, thin
+    image is never enlarged whole.
+    """
     from PIL import Image
 
     height, width = size
-    scale = max(height, width) / CROP_RATIO / min(image.size)
-    resized = image.convert("RGB").resize(
-        (
-            max(width, round(image.width * scale)),
-            max(height, round(image.height * scale)),
-        ),
+    # Original pixels per model pixel.
+    scale = min(image.size) * CROP_RATIO / max(height, width)
+    box_w, box_h = min(image.width, width * scale), min(image.height, height * scale)
+    left, top = (image.width - box_w) / 2, (image.height - box_h) / 2
+    return image.convert("RGB").resize(
+        (width, height),
         Image.Resampling.BICUBIC,
+        box=(left, top, left + box_w, top + box_h),
     )
-    left = (resized.width - width) // 2
-    top = (resized.height - height) // 2
-    return resized.crop((left, top, left + width, top + height))
 
 
 _lock = threading.Lock()
