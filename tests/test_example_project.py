@@ -40,13 +40,24 @@ EXAMPLE = ROOT / "example_project"
 MANAGE = EXAMPLE / "manage.py"
 
 PHOTOS = [
+    "Chelsea the cat",
+    "Falcon 9 launch",
+    "Cameraman",
+    "Astronaut Eileen Collins",
     "Sharp scene",
     "Blurred scene",
     "Dark scene",
     "Overexposed scene",
     "Poster with text",
-    "Sharp scene (copy)",
+    "Chelsea (copy)",
 ]
+#: The photos a person must look at, and why (the demo's rules, not a script).
+REVIEWED = {
+    "Falcon 9 launch": "tagged 'missile'",
+    "Blurred scene": "low quality",
+    "Dark scene": "low quality",
+    "Overexposed scene": "low quality",
+}
 # What the environment may carry that would switch the example away from
 # the offline defaults (or to the test suite's settings).
 SWITCHES = (
@@ -91,7 +102,7 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 def row(output: str, title: str) -> str:
     """Return the report's table row for ``title``."""
     for line in output.splitlines():
-        if line.startswith(f"{title} ") and "image " in line:
+        if line.startswith(f"{title[:22]} ") and "image " in line:
             return line
     raise AssertionError(f"no row for {title!r} in:\n{output}")
 
@@ -113,7 +124,7 @@ def test_demo_creates_the_user_and_every_sample(first_run):
         first_run
     )
     assert "Tasks: in-process" in first_run
-    assert "Samples: 7 created, 0 kept" in first_run
+    assert "Samples: 11 created, 0 kept" in first_run
 
 
 def test_demo_reports_a_quality_word_and_verdict_per_image(first_run):
@@ -123,18 +134,26 @@ def test_demo_reports_a_quality_word_and_verdict_per_image(first_run):
         match = re.search(r"\b(low|medium|high) (\d\.\d\d)\b", line)
         assert match, line
         words[title] = match.group(1)
-        assert re.search(r"\b(approved|review|rejected)\b", line), line
-        # Every analysis finished: image_quality, moderation and OCR ran,
-        # the two Cloudinary-only types were skipped.
-        assert "3 succeeded" in line and "2 skipped" in line, line
+        verdict = "review" if title in REVIEWED else "approved"
+        assert re.search(rf"\b{verdict}\b", line), line
+        # Every analysis finished: image_quality, moderation, OCR and tagging
+        # ran, captioning (Cloudinary only) was skipped.
+        assert "4 succeeded" in line and "1 skipped" in line, line
     assert words["Sharp scene"] == "high"
+    assert words["Chelsea the cat"] == "high"
     assert words["Blurred scene"] == "low"
     assert "(blurred)" in row(first_run, "Blurred scene")
     assert "(under-exposed)" in row(first_run, "Dark scene")
     assert "(over-exposed)" in row(first_run, "Overexposed scene")
-    assert words["Sharp scene (copy)"] == words["Sharp scene"]
-    # Both fields of the multi-field model were analysed with their own lists.
-    assert re.search(r"^Coffee beans\s+photo\s+high", first_run, re.M), first_run
+    assert words["Chelsea (copy)"] == words["Chelsea the cat"]
+    # Both fields of the multi-field model were analysed with their own lists;
+    # the product asks a question the offline model cannot answer: review.
+    assert re.search(
+        r"^Coffee beans\s+photo\s+high \d\.\d\d\s+review\s+3 succeeded\s+"
+        r"tags: espresso",
+        first_run,
+        re.M,
+    ), first_run
     assert re.search(r"^\s+label_image\s+\w+ \d\.\d\d.*2 succeeded", first_run, re.M)
     assert "Failed:" not in first_run
     assert "still unfinished" not in first_run
@@ -149,36 +168,70 @@ def test_demo_reads_the_text_when_tesseract_is_installed(first_run):
         return
     assert "HELLO DJANGO / OFFLINE DEMO" in row(first_run, "Poster with text")
     assert "ORGANIC COFFEE" in first_run
-    assert row(first_run, "Sharp scene").rstrip().endswith("-")
+    assert "text" not in row(first_run, "Chelsea the cat")
+
+
+def test_demo_tags_the_photos_with_the_offline_classifier(first_run):
+    # ImageNet's classes, from the committed EfficientNet-Lite0 export.
+    assert re.search(
+        r"tags: .*\b(tabby|tiger cat|egyptian cat)\b", row(first_run, "Chelsea the cat")
+    )
+    assert "tags: tripod" in row(first_run, "Cameraman")
+    assert "missile" in row(first_run, "Falcon 9 launch")
+    assert "google_tagging skipped" not in first_run
 
 
 def test_demo_reuses_the_duplicate_and_explains_skips(first_run):
-    assert "(3 reused)" in row(first_run, "Sharp scene (copy)")
+    assert "(4 reused)" in row(first_run, "Chelsea (copy)")
+    # The copy shows the same tags, without running the model again.
+    copy_tags = row(first_run, "Chelsea (copy)").split("tags: ")[1]
+    assert copy_tags == row(first_run, "Chelsea the cat").split("tags: ")[1]
     assert re.search(
-        r"Sharp scene \(copy\): image_quality, ai_vision_moderation, cld_text "
-        r"reused from Sharp scene \(analyses #\d+, #\d+, #\d+\)",
+        r"Chelsea \(copy\): image_quality, ai_vision_moderation, cld_text, "
+        r"google_tagging reused from Chelsea the cat "
+        r"\(analyses #\d+, #\d+, #\d+, #\d+\)",
         first_run,
     ), first_run
     assert re.search(
-        r"google_tagging skipped on 7 files: google_tagging is not available offline",
-        first_run,
-    ), first_run
-    assert re.search(
-        r"captioning skipped on 6 files: captioning is not available offline",
+        r"captioning skipped on 10 files: captioning is not available offline",
         first_run,
     ), first_run
 
 
-def test_demo_prints_the_site_urls(first_run):
-    urls = dict(re.findall(r"^(\w+): +(http://\S+)$", first_run, re.M))
-    assert urls == {
-        "Home": "http://127.0.0.1:8000/",
-        "Admin": "http://127.0.0.1:8000/admin/",
-        "API": "http://127.0.0.1:8000/api/",
-        "Analyses": "http://127.0.0.1:8000/api/analysis/analyses/",
-        "Queue": "http://127.0.0.1:8000/api/analysis/moderation/",
-        "Webhook": "http://127.0.0.1:8000/cloudinary-analysis/webhook/",
-    }
+def test_demo_ends_with_a_one_screen_tour(first_run):
+    tour = first_run[first_run.index("A short tour") :].splitlines()
+    assert len(tour) <= 24, tour
+    text = "\n".join(tour)
+    assert "log in as admin / admin at http://127.0.0.1:8000/admin/" in text
+    assert "Gallery  http://127.0.0.1:8000/ " in text
+    # Each feature names a real object and the model that produced the answer.
+    assert re.search(
+        r"Tags +Chelsea the cat: .*— by local-efficientnet-lite0 \(ImageNet-1k\)", text
+    ), text
+    assert re.search(r"http://127.0.0.1:8000/admin/gallery/photo/\d+/change/", text)
+    assert (
+        "OCR      Poster with text: “HELLO DJANGO / OFFLINE DEMO” — by local-tesseract"
+        in text
+    )
+    assert "Dedup    Chelsea (copy): 4 analyses reused from Chelsea the cat" in text
+    assert re.search(
+        r"Quality  low: Blurred scene 0\.\d\d, .* — by local-heuristic", text
+    )
+    assert (
+        "Review   5 waiting in "
+        "http://127.0.0.1:8000/admin/cloudinary_analysis/moderationdecision/"
+    ) in text
+    for title, why in REVIEWED.items():
+        assert re.search(rf"^ +{re.escape(title)}: {why}", text, re.M), text
+    assert re.search(
+        r"^ +Coffee beans: unsure: Is a brand logo or trademark visible\?$", text, re.M
+    ), text
+    assert "curl -u admin:admin http://127.0.0.1:8000/api/photos/" in text
+    assert re.search(
+        r"curl -u admin:admin -X POST http://127.0.0.1:8000/api/analysis/moderation/"
+        r"gallery\.photo/\d+/approve/",
+        text,
+    ), text
     assert "Serving on" not in first_run  # --no-serve
 
 
@@ -204,20 +257,20 @@ def test_demo_stored_what_it_reported(first_run, demo_dir):
         }
     finally:
         db.close()
-    # 6 photos × 5 types, product photo 3, label 2.
-    assert sum(statuses.values()) == 35
-    assert statuses == {"succeeded": 22, "skipped": 13}
-    assert reused == 3
+    # 10 photos × 5 types, product photo 3, label 2.
+    assert sum(statuses.values()) == 55
+    assert statuses == {"succeeded": 45, "skipped": 10}
+    assert reused == 4
     assert all("not available offline" in r for r in skipped_reasons)
     media = demo_dir / "media"
-    assert (media / "photos" / "sharp-copy.jpg").read_bytes() == (
-        media / "photos" / "sharp.jpg"
+    assert (media / "photos" / "cat-copy.jpg").read_bytes() == (
+        media / "photos" / "cat.jpg"
     ).read_bytes()
 
 
 def test_demo_twice_keeps_what_exists(first_run, demo_dir):
     second = manage(example_env(demo_dir), "demo", "--no-serve").stdout
-    assert "Samples: 0 created, 7 kept" in second
+    assert "Samples: 0 created, 11 kept" in second
     assert "Demo superuser: admin (exists" in second
     for title in PHOTOS:
         assert row(second, title) == row(first_run, title)
@@ -231,13 +284,17 @@ def test_demo_twice_keeps_what_exists(first_run, demo_dir):
         users = db.execute("SELECT COUNT(*) FROM auth_user").fetchone()[0]
     finally:
         db.close()
-    assert (photos, products, analyses, users) == (6, 1, 35, 1)
+    assert (photos, products, analyses, users) == (10, 1, 55, 1)
     assert sorted(p.name for p in (demo_dir / "media" / "photos").iterdir()) == [
+        "astronaut.jpg",
         "blurred.jpg",
+        "camera.jpg",
+        "cat-copy.jpg",
+        "cat.jpg",
         "dark.jpg",
         "overexposed.jpg",
         "poster.png",
-        "sharp-copy.jpg",
+        "rocket.jpg",
         "sharp.jpg",
     ]
 
@@ -258,7 +315,7 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
         print("admin", listing.status_code)
         print(listing.content.decode())
         from gallery.models import Photo
-        pk = Photo.objects.get(title="Sharp scene (copy)").pk
+        pk = Photo.objects.get(title="Chelsea (copy)").pk
         change = client.get(f"/admin/gallery/photo/{pk}/change/")
         print("change", change.status_code)
         print("CHANGE PAGE", change.content.decode())
@@ -272,14 +329,18 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
     home = out.split("media 200", 1)[0]
     for title in PHOTOS:
         assert title in home
-    assert "approved" in home
+    assert "approved" in home and "review" in home
     assert "not available offline" in home
-    assert 'src="/media/photos/sharp.jpg"' in home
-    # The admin mixin's inlines show every analysis with its reason.
+    assert 'src="/media/photos/cat.jpg"' in home
+    assert "<code>espresso</code>" in home
+    # Every answer says which model gave it.
+    assert "tags by local-efficientnet-lite0 (ImageNet-1k)" in home
+    assert "by local-heuristic" in home and "by local-tesseract" in home
+    # The admin mixin's inlines show every analysis with its reason and tags.
     assert "change 200" in out
     change = out.split("CHANGE PAGE", 1)[1]
-    assert "google_tagging is not available offline" in change
     assert "captioning is not available offline" in change
+    assert "tabby" in change
 
 
 def test_the_apis_list_photos_analyses_and_verdicts(first_run, demo_dir):
@@ -289,7 +350,13 @@ def test_the_apis_list_photos_analyses_and_verdicts(first_run, demo_dir):
         from django.test import Client
         auth = "Basic " + base64.b64encode(b"admin:admin").decode()
         client = Client(HTTP_HOST="127.0.0.1", HTTP_AUTHORIZATION=auth)
-        for url in ["/api/photos/", "/api/products/", "/api/analysis/analyses/"]:
+        urls = [
+            "/api/photos/",
+            "/api/products/",
+            "/api/analysis/analyses/",
+            "/api/analysis/analyses/?tag=espresso",  # the tour's curl line
+        ]
+        for url in urls:
             response = client.get(url)
             body = response.json()
             results = list(body["results"])
@@ -311,15 +378,25 @@ def test_the_apis_list_photos_analyses_and_verdicts(first_run, demo_dir):
     photos = answers["/api/photos/"]
     assert photos["status"] == 200
     assert [p["title"] for p in photos["results"]] == PHOTOS
-    assert {p["moderation_status"] for p in photos["results"]} == {"approved"}
+    assert {
+        p["title"]: p["moderation_status"]
+        for p in photos["results"]
+        if p["moderation_status"] != "approved"
+    } == dict.fromkeys(REVIEWED, "review")
+    cat = next(p for p in photos["results"] if p["title"] == "Chelsea the cat")
+    assert {"tabby", "tiger cat", "egyptian cat"} & {
+        t["name"] for t in cat["media_tags"]
+    }
     products = answers["/api/products/"]["results"]
     assert products[0]["label_image"].endswith("/media/products/labels/label.png")
     analyses = answers["/api/analysis/analyses/"]
-    assert len(analyses["results"]) == 35
+    assert len(analyses["results"]) == 55
     skipped = [a for a in analyses["results"] if a["status"] == "skipped"]
-    assert len(skipped) == 13
+    assert len(skipped) == 10
     assert all("not available offline" in a["reason"] for a in skipped)
-    assert sum(1 for a in analyses["results"] if a["reused_from"]) == 3
+    assert sum(1 for a in analyses["results"] if a["reused_from"]) == 4
+    espresso = answers["/api/analysis/analyses/?tag=espresso"]["results"]
+    assert [a["analysis_type"] for a in espresso] == ["google_tagging"]
 
 
 def test_an_upload_through_the_admin_is_analysed_in_the_request(
@@ -351,11 +428,13 @@ def test_an_upload_through_the_admin_is_analysed_in_the_request(
     )
     out = manage(example_env(tmp_path), "shell", "-c", script).stdout
     assert "add 302" in out
-    assert "verdict approved" in out
+    # Blurred: the demo's policy sends a low-quality upload to review.
+    assert "verdict review" in out
     # Same bytes as "Blurred scene": the offline results are reused.
     assert "analysis image_quality succeeded True" in out
     assert "analysis ai_vision_moderation succeeded True" in out
-    assert "analysis google_tagging skipped False" in out
+    assert "analysis google_tagging succeeded True" in out
+    assert "analysis captioning skipped False" in out
 
 
 def test_example_migrations_are_current(demo_dir):

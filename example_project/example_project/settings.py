@@ -168,10 +168,35 @@ CLOUDINARY_ANALYSIS: dict[str, Any] = {
 }
 if not CLOUDINARY_URL:
     # The offline model answers only nudity questions; any other question is
-    # "unknown" and would send every photo to review. Ask what it can answer.
+    # "unknown" and would send every photo to review. Ask what it can answer
+    # (the product asks one more, on purpose: see gallery/models.py).
     CLOUDINARY_ANALYSIS["REJECTION_QUESTIONS"] = [
         "Does the image contain nudity or sexual content?"
     ]
+    # Offline tags: ImageNet-1k labels from EfficientNet-Lite0, exported to
+    # ONNX by models/export_efficientnet.py and checked against these sums
+    # before it is loaded (a changed file is refused with both sums named).
+    CLOUDINARY_ANALYSIS["BACKEND_OPTIONS"] = {
+        "tagging_model": str(BASE_DIR / "models" / "efficientnet-lite0.onnx"),
+        "tagging_model_sha256": (
+            "2ed1811c5eff0d2db12fb0b112a8a78726d9872baa2eda49227d31031b8b9092"
+        ),
+        "tagging_labels": str(BASE_DIR / "models" / "imagenet-labels.txt"),
+        "tagging_labels_sha256": (
+            "ee4fa67b1dd46919ef87529b70e25bdd1ec9ebd350de3ad426e6640eb70320a1"
+        ),
+    }
+
+# The review queue, filled by the app's own rules: a tag that looks like a
+# weapon is reviewed by a person (the classifier calls the rocket launch a
+# "missile")…
+CLOUDINARY_ANALYSIS["LABEL_RULES"] = [
+    {"type": "google_tagging", "label": label, "review": 0.2}
+    for label in ("missile", "projectile", "rifle", "assault rifle", "revolver")
+]
+# …and so is an image the quality analysis grades "low" (gallery/policy.py:
+# the default policy plus that one rule).
+CLOUDINARY_ANALYSIS["MODERATION_POLICY"] = "gallery.policy.ReviewLowQuality"
 
 REST_FRAMEWORK = {
     # Basic auth so `curl -u admin:admin` works against the local demo.

@@ -22,8 +22,9 @@ class Photo(AnalyzedMedia):
 
     class AnalysisMeta:
         fields = ["image"]
-        # The first three run offline; the last two need Cloudinary, so the
-        # local backend marks them skipped ("not available offline").
+        # The first four run offline (google_tagging with the example's
+        # ImageNet model); captioning needs Cloudinary, so the local backend
+        # marks it skipped ("not available offline").
         analyses = [
             "image_quality",
             "ai_vision_moderation",
@@ -34,6 +35,12 @@ class Photo(AnalyzedMedia):
 
     def __str__(self) -> str:
         return self.title
+
+
+PRODUCT_QUESTIONS = [
+    "Does the image contain nudity or sexual content?",
+    "Is a brand logo or trademark visible?",
+]
 
 
 class Product(AnalyzedMedia):
@@ -55,7 +62,17 @@ class Product(AnalyzedMedia):
 
     class AnalysisMeta:
         fields = {
-            "photo": ["ai_vision_moderation", "image_quality", "google_tagging"],
+            "photo": [
+                # The second question is one the offline model cannot answer:
+                # it says "unknown", and the policy sends the product to a
+                # person (with Cloudinary, the API answers it).
+                (
+                    "ai_vision_moderation",
+                    {"rejection_questions": PRODUCT_QUESTIONS},
+                ),
+                "image_quality",
+                "google_tagging",
+            ],
             "label_image": ["cld_text", "image_quality"],
         }
 

@@ -31,6 +31,8 @@ class FieldReport:
     #: analysis type → reason, for skipped and failed analyses.
     skipped: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    #: analysis type → the model that answered, as the backend names it.
+    models: dict[str, str] = field(default_factory=dict)
     #: analysis type → the Analysis whose result was reused.
     reused: dict[str, Analysis] = field(default_factory=dict)
 
@@ -43,6 +45,11 @@ class FieldReport:
                 text += f" ({', '.join(self.quality_notes)})"
             return text
         return self.statuses.get("image_quality", "-")
+
+    @property
+    def skipped_briefly(self) -> dict[str, str]:
+        """Return each skip reason's first clause (the rest is in the admin)."""
+        return {t: reason.split(": ", 1)[0] for t, reason in self.skipped.items()}
 
     @property
     def unfinished(self) -> list[str]:
@@ -102,6 +109,9 @@ def field_reports(obj: Model) -> list[FieldReport]:
             continue
         if analysis.reused_from_id:
             report.reused[atype] = analysis.reused_from
+        model = _raw_analysis(analysis).get("model")
+        if model:
+            report.models[atype] = str(model)
         result = analysis.result or {}
         if result.get("quality"):
             report.quality = result["quality"]

@@ -1,8 +1,12 @@
-"""Generate the demo's sample images with Pillow and numpy (seeded, offline).
+"""The demo's sample images: real photographs, and generated ones.
 
-Each image has one known property: a sharp scene, the same scene blurred,
-darkened or washed out, large text that OCR reads, and a byte-for-byte copy
-of the sharp scene under another file name (so its analyses are reused).
+The photographs are public-domain and CC0 sample images of scikit-image,
+shipped small in ``example_project/sample_photos/`` (attribution and licence
+in the repository's NOTICE file). The generated ones (Pillow and numpy,
+seeded, offline) each have one known property: a sharp scene, the same scene
+blurred, darkened or washed out, and large text that OCR reads. A byte-for-byte
+copy of the cat photo under another file name shows that identical content
+reuses the earlier analyses.
 """
 
 from __future__ import annotations
@@ -10,12 +14,19 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 SIZE = (960, 640)
+PHOTO_DIR = Path(__file__).resolve().parent.parent / "sample_photos"
+
+
+def photo(file_name: str) -> bytes:
+    """Return the bytes of a shipped photograph."""
+    return (PHOTO_DIR / file_name).read_bytes()
 
 
 def scene(seed: int = 2024, size: tuple[int, int] = SIZE) -> Image.Image:
@@ -115,10 +126,9 @@ def poster() -> bytes:
     return text_card(POSTER_TEXT)
 
 
-@cache
 def product_photo() -> bytes:
-    """Return another sharp scene, for the product."""
-    return jpeg(scene(seed=7))
+    """Return the product's photo: a real cup of espresso."""
+    return photo("coffee.jpg")
 
 
 @cache
@@ -138,13 +148,37 @@ class Sample:
 
 
 PHOTOS = (
+    Sample("Chelsea the cat", "cat.jpg", partial(photo, "cat.jpg"), "tags: a cat"),
+    Sample(
+        "Falcon 9 launch",
+        "rocket.jpg",
+        partial(photo, "rocket.jpg"),
+        "tagged 'missile': a label rule sends it to review",
+    ),
+    Sample(
+        "Cameraman",
+        "camera.jpg",
+        partial(photo, "camera.jpg"),
+        "tags: tripod (greyscale photo)",
+    ),
+    Sample(
+        "Astronaut Eileen Collins",
+        "astronaut.jpg",
+        partial(photo, "astronaut.jpg"),
+        "ImageNet has no 'person': weak, odd guesses",
+    ),
     Sample("Sharp scene", "sharp.jpg", sharp, "in focus, well exposed"),
-    Sample("Blurred scene", "blurred.jpg", blurred, "out of focus"),
-    Sample("Dark scene", "dark.jpg", dark, "under-exposed"),
-    Sample("Overexposed scene", "overexposed.jpg", overexposed, "washed out"),
+    Sample("Blurred scene", "blurred.jpg", blurred, "out of focus: review"),
+    Sample("Dark scene", "dark.jpg", dark, "under-exposed: review"),
+    Sample("Overexposed scene", "overexposed.jpg", overexposed, "washed out: review"),
     Sample("Poster with text", "poster.png", poster, "text OCR reads"),
-    # Same bytes as the sharp scene under another name: analyses are reused.
-    Sample("Sharp scene (copy)", "sharp-copy.jpg", sharp, "duplicate of sharp.jpg"),
+    # Same bytes as the cat under another name: analyses (tags too) are reused.
+    Sample(
+        "Chelsea (copy)",
+        "cat-copy.jpg",
+        partial(photo, "cat.jpg"),
+        "duplicate of cat.jpg",
+    ),
 )
 
 PRODUCT_NAME = "Coffee beans"

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
-from django.urls import NoReverseMatch, reverse
+from django.db.models import Model
+
+from gallery import tour
+from gallery.models import Photo, Product
 
 HOST = "127.0.0.1"
-
-
-def site_urls(base: str) -> list[tuple[str, str]]:
-    """Return (label, URL) for the pages the demo points at, as wired."""
-    names = [
-        ("Home", "home"),
-        ("Admin", "admin:index"),
-        ("API", "api-root"),
-        ("Analyses", "cloudinary_analysis_api:analysis-list"),
-        ("Queue", "cloudinary_analysis_api:moderation-list"),
-        ("Webhook", "cloudinary_analysis:webhook"),
-    ]
-    urls = []
-    for label, name in names:
-        with contextlib.suppress(NoReverseMatch):
-            urls.append((label, base + reverse(name)))
-    return urls
 
 
 class Command(BaseCommand):
@@ -53,14 +38,11 @@ class Command(BaseCommand):
         call_command("seed_demo", stdout=self.stdout, stderr=self.stderr)
         base = f"http://{HOST}:{options['port']}"
         self.stdout.write("")
-        for label, url in site_urls(base):
-            self.stdout.write(f"{label + ':':<10} {url}")
+        objects: list[Model] = [*Photo.objects.all(), *Product.objects.all()]
+        for line in tour.lines(base, objects):
+            self.stdout.write(line)
         if options["no_serve"]:
             return
-        self.stdout.write(
-            "The APIs take the demo user too: "
-            f"curl -u admin:admin {base}{reverse('api-root')}photos/"
-        )
         self.stdout.write(
             self.style.SUCCESS(f"Serving on {base}/ — press Ctrl+C to stop.")
         )
