@@ -64,6 +64,13 @@ DEFAULTS: dict[str, Any] = {
     "API_PERMISSION_CLASSES": None,
     # Import path of ``f(request, queryset) -> queryset`` limiting visible objects.
     "API_OBJECT_FILTER": None,
+    # Accountability: email uploaders their statement of reasons and the
+    # answer to their appeal (Django's mail framework; signals are always sent).
+    "NOTIFY_UPLOADERS": False,
+    "NOTIFY_FROM_EMAIL": None,  # None: DEFAULT_FROM_EMAIL
+    "NOTIFY_MAX_ATTEMPTS": 5,
+    # Origin put before the appeal link in emails, e.g. "https://example.com".
+    "APPEAL_BASE_URL": None,
 }
 
 

@@ -339,3 +339,14 @@ class QuotaState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feature}: {self.remaining} left"
+
+
+# The accountability tables live in their own module; importing them here
+# registers them with the app (Django loads only ``<app>.models``).
+from django_cloudinary_analysis.accountability.models import (  # noqa: E402, F401
+    Appeal,
+    AppealStatus,
+    Notification,
+    NotificationStatus,
+    StatementOfReasons,
+)
