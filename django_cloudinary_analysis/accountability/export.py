@@ -49,12 +49,15 @@ def parse_moment(value: str | None, *, end: bool = False) -> datetime | None:
     """Read an ISO date or datetime; a bare date means its start (or its end)."""
     if not value:
         return None
-    moment = parse_datetime(value)
-    if moment is None:
+    try:
         day = parse_date(value)
-        if day is None:
-            raise ValueError(f"not an ISO date or datetime: {value!r}")
+        moment = parse_datetime(value) if day is None else None
+    except ValueError:  # well formed but impossible, e.g. 2026-02-30
+        day = moment = None
+    if day is not None:
         moment = datetime.combine(day, time.max if end else time.min)
+    if moment is None:
+        raise ValueError(f"not an ISO date or datetime: {value!r}")
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
     return moment
