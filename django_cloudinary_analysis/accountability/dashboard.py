@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.db import connections
 from django.db.models import (
     CharField,
     Count,
@@ -26,12 +27,12 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
+    Window,
 )
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce, Lead, TruncDate
 from django.utils import timezone
 
 from django_cloudinary_analysis.accountability.models import Appeal, AppealStatus
@@ -199,28 +200,17 @@ def overturns(filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, An
 
     An automatic approval or rejection is *reviewed* when the next decision
     on the object (an appeal's own "review" step aside) is a person's, and
-    *overturned* when that person decided otherwise. One query.
+    *overturned* when that person decided otherwise. One query: a window
+    (``LEAD``) over each object's decisions in time order, grouped outside.
     """
     appeal_steps = Appeal.objects.filter(review_decision__isnull=False).values(
         "review_decision"
     )
-    earlier = (
-        ModerationDecision.objects.filter(
-            content_type=OuterRef("content_type"), object_id=OuterRef("object_id")
-        )
-        .filter(
-            Q(decided_at__lt=OuterRef("decided_at"))
-            | Q(decided_at=OuterRef("decided_at"), pk__lt=OuterRef("pk"))
-        )
-        .exclude(pk__in=appeal_steps)
-        .order_by("-decided_at", "-pk")
-    )
-    human = (
-        ModerationDecision.objects.filter(
-            source=ModerationDecision.Source.HUMAN,
-            status__in=VERDICTS,
-            decided_at__gte=filters.since,
-        )
+    order = [F("decided_at").asc(), F("pk").asc()]
+    partition = [F("content_type_id"), F("object_id")]
+    first = KeyTransform(0, "reasons")
+    inner = (
+        ModerationDecision.objects.filter(decided_at__gte=filters.since)
         .filter(
             Q(content_type_id=filters.content_type_id)
             if filters.content_type_id is not None
@@ -228,17 +218,9 @@ def overturns(filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, An
         )
         .exclude(pk__in=appeal_steps)
         .annotate(
-            judged=Subquery(earlier.values("pk")[:1]),
-            judged_status=Subquery(earlier.values("status")[:1]),
-        )
-    )
-    reviewed = human.values("judged")
-    overturned = human.exclude(status=F("judged_status")).values("judged")
-    first = KeyTransform(0, "reasons")
-    rows = (
-        filters.decisions()
-        .filter(source=ModerationDecision.Source.AUTO, status__in=VERDICTS)
-        .annotate(
+            d_at=F("decided_at"),
+            d_source=F("source"),
+            d_status=F("status"),
             g_type=Coalesce(
                 KeyTextTransform("type", first), Value(""), output_field=CharField()
             ),
@@ -251,16 +233,64 @@ def overturns(filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, An
                 Value(""),
                 output_field=CharField(),
             ),
+            next_source=Window(Lead("source"), partition_by=partition, order_by=order),
+            next_status=Window(Lead("status"), partition_by=partition, order_by=order),
         )
-        .values("g_type", "g_rule", "g_detail", "status")
-        .annotate(
-            total=Count("pk"),
-            reviewed=Count("pk", filter=Q(pk__in=reviewed)),
-            overturned=Count("pk", filter=Q(pk__in=overturned)),
+        .values(
+            "d_at",
+            "d_source",
+            "d_status",
+            "g_type",
+            "g_rule",
+            "g_detail",
+            "next_source",
+            "next_status",
         )
-        .order_by("g_type", "g_rule", "g_detail", "status")
+        .order_by()
     )
-    by_rule = [_rate(dict(row)) for row in rows]
+    inner_sql, inner_params = inner.query.sql_with_params()
+    connection = connections[inner.db]
+    quote = connection.ops.quote_name
+    ts = connection.ops.adapt_datetimefield_value
+    group = ", ".join(quote(c) for c in ("g_type", "g_rule", "g_detail", "d_status"))
+    human = ModerationDecision.Source.HUMAN
+    # Only quoted constant names and Django's compiled SQL are interpolated;
+    # every value is a parameter.
+    sql = (
+        f"SELECT {group}, COUNT(*),"  # noqa: S608
+        f" SUM(CASE WHEN {quote('next_source')} = %s THEN 1 ELSE 0 END),"
+        f" SUM(CASE WHEN {quote('next_source')} = %s"
+        f" AND {quote('next_status')} <> {quote('d_status')} THEN 1 ELSE 0 END)"
+        f" FROM ({inner_sql}) t"
+        f" WHERE {quote('d_source')} = %s AND {quote('d_status')} IN (%s, %s)"
+        f" AND {quote('d_at')} <= %s"
+        f" GROUP BY {group} ORDER BY {group}"
+    )
+    params = [
+        human,
+        human,
+        *inner_params,
+        ModerationDecision.Source.AUTO,
+        *VERDICTS,
+        ts(filters.until),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    by_rule = [
+        _rate(
+            {
+                "g_type": g_type,
+                "g_rule": g_rule,
+                "g_detail": g_detail,
+                "status": status,
+                "total": total,
+                "reviewed": int(reviewed or 0),
+                "overturned": int(overturned or 0),
+            }
+        )
+        for g_type, g_rule, g_detail, status, total, reviewed, overturned in rows
+    ]
     by_type: dict[str, dict[str, Any]] = {}
     for row in by_rule:
         agg = by_type.setdefault(
