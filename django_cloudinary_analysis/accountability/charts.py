@@ -97,8 +97,8 @@ def hbars(
     """Horizontal bars: (label, value, text shown beside the bar)."""
     row_h = 22
     height = max(len(rows), 1) * row_h + 8
-    label_w = 260
-    plot_w = WIDTH - label_w - 90
+    label_w = 250
+    plot_w = WIDTH - label_w - 160
     top = maximum
     if top is None:
         top = _nice_max(max((r[1] for r in rows), default=0))

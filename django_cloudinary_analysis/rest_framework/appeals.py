@@ -44,6 +44,11 @@ class AppealRequestSerializer(serializers.Serializer):
 class AppealSerializer(serializers.ModelSerializer):
     """One appeal and how it ended."""
 
+    # Plain text in the schema: another "status" enum would collide by name.
+    status = serializers.CharField(
+        read_only=True, help_text="open, overturned, upheld or superseded"
+    )
+
     class Meta:
         model = Appeal
         fields = ["id", "decision", "status", "note", "created_at", "closed_at"]
