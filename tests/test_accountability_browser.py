@@ -23,7 +23,8 @@ from django_cloudinary_analysis.models import (
     QuotaState,
 )
 from tests.models import OwnedPhoto
-from tests.test_admin_browser import WAIT, browser  # noqa: F401 (the fixture)
+from tests.test_admin_browser import WAIT
+from tests.test_admin_browser import browser as _browser  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
