@@ -112,7 +112,8 @@ def _first_bar_fill(browser: Any) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_dashboard_charts_render(browser: Any, live_server: Any) -> None:
+def test_dashboard_charts_render(_browser: Any, live_server: Any) -> None:  # noqa: F811
+    browser = _browser
     get_user_model().objects.create_superuser("boss", "b@example.com", "pw-1234")
     _history()
     _login(browser, live_server.url)
