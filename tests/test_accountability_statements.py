@@ -210,3 +210,19 @@ def test_owner_from_a_method() -> None:
 
     assert analysis_owner(WithMethod()) is owner
     assert analysis_owner(OwnedPhoto(owner=owner)) == owner
+
+
+def test_a_failure_is_logged_and_does_not_undo_the_verdict(
+    upload: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(statements, "issue_statement", broken)
+    photo = upload(user("hal"))
+    photo.refresh_from_db()
+    assert photo.moderation_status == "rejected"
+    assert StatementOfReasons.objects.count() == 0
+    [record] = [r for r in caplog.records if "accountability for" in r.message]
+    assert record.decision_id == photo.moderation_history.first().pk
+    assert "disk full" in record.exc_text

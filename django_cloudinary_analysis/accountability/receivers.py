@@ -7,6 +7,7 @@ appeal and tells the uploader; a rejection gets its statement of reasons.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django_cloudinary_analysis import signals
@@ -14,6 +15,8 @@ from django_cloudinary_analysis.accountability import appeals, notify, statement
 from django_cloudinary_analysis.accountability.models import Notification
 from django_cloudinary_analysis.mixins import analysis_owner
 from django_cloudinary_analysis.models import ModerationDecision, ModerationStatus
+
+logger = logging.getLogger(__name__)
 
 
 def on_moderation_changed(
@@ -24,7 +27,25 @@ def on_moderation_changed(
     decision: ModerationDecision,
     **kwargs: Any,
 ) -> None:
-    """Close an answered appeal; issue a statement for a rejection."""
+    """Close an answered appeal; issue a statement for a rejection.
+
+    Runs after the verdict's commit, in whichever process decided (often a
+    worker): an error here is logged with the decision's id and does not
+    undo or retry the analysis that led to it.
+    """
+    try:
+        _account_for(sender, instance, new, decision)
+    except Exception:
+        logger.exception(
+            "accountability for decision %s failed",
+            decision.pk,
+            extra={"decision_id": decision.pk},
+        )
+
+
+def _account_for(
+    sender: Any, instance: Any, new: str, decision: ModerationDecision
+) -> None:
     appeal = appeals.close_for(instance, decision)
     statement = None
     if new == ModerationStatus.REJECTED:
