@@ -31,6 +31,7 @@ from django.db.models import (
     Value,
     Window,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform, KeyTransform
 from django.db.models.functions import Coalesce, Lead, TruncDate
 from django.utils import timezone
@@ -200,16 +201,17 @@ def overturns(filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, An
 
     An automatic approval or rejection is *reviewed* when the next decision
     on the object (an appeal's own "review" step aside) is a person's, and
-    *overturned* when that person decided otherwise. One query: a window
-    (``LEAD``) over each object's decisions in time order, grouped outside.
+    *overturned* when that person decided otherwise. One query: the grounds
+    are grouped over the automatic verdicts; which of them were reviewed or
+    overturned comes from one narrow window (``LEAD``) over each object's
+    decisions in time order, read as a (hashed) subquery.
     """
     appeal_steps = Appeal.objects.filter(review_decision__isnull=False).values(
         "review_decision"
     )
     order = [F("decided_at").asc(), F("pk").asc()]
     partition = [F("content_type_id"), F("object_id")]
-    first = KeyTransform(0, "reasons")
-    inner = (
+    window = (
         ModerationDecision.objects.filter(decided_at__gte=filters.since)
         .filter(
             Q(content_type_id=filters.content_type_id)
@@ -218,9 +220,39 @@ def overturns(filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, An
         )
         .exclude(pk__in=appeal_steps)
         .annotate(
-            d_at=F("decided_at"),
+            d_id=F("pk"),
             d_source=F("source"),
             d_status=F("status"),
+            next_source=Window(Lead("source"), partition_by=partition, order_by=order),
+            next_status=Window(Lead("status"), partition_by=partition, order_by=order),
+        )
+        .values("d_id", "d_source", "d_status", "next_source", "next_status")
+        .order_by()
+    )
+    window_sql, window_params = window.query.sql_with_params()
+    quote = connections[window.db].ops.quote_name
+    d_id, d_source, d_status, next_source, next_status = map(
+        quote, ("d_id", "d_source", "d_status", "next_source", "next_status")
+    )
+    # Only quoted constant names and Django's compiled SQL are interpolated;
+    # every value is a parameter.
+    auto_then_human = (ModerationDecision.Source.AUTO, ModerationDecision.Source.HUMAN)
+    judged = RawSQL(  # noqa: S611
+        f"SELECT {d_id} FROM ({window_sql}) t"  # noqa: S608
+        f" WHERE {d_source} = %s AND {next_source} = %s",
+        (*window_params, *auto_then_human),
+    )
+    changed = RawSQL(  # noqa: S611
+        f"SELECT {d_id} FROM ({window_sql}) t"  # noqa: S608
+        f" WHERE {d_source} = %s AND {next_source} = %s"
+        f" AND {next_status} <> {d_status}",
+        (*window_params, *auto_then_human),
+    )
+    first = KeyTransform(0, "reasons")
+    rows = (
+        filters.decisions()
+        .filter(source=ModerationDecision.Source.AUTO, status__in=VERDICTS)
+        .annotate(
             g_type=Coalesce(
                 KeyTextTransform("type", first), Value(""), output_field=CharField()
             ),
@@ -233,64 +265,16 @@ def overturns(filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, An
                 Value(""),
                 output_field=CharField(),
             ),
-            next_source=Window(Lead("source"), partition_by=partition, order_by=order),
-            next_status=Window(Lead("status"), partition_by=partition, order_by=order),
         )
-        .values(
-            "d_at",
-            "d_source",
-            "d_status",
-            "g_type",
-            "g_rule",
-            "g_detail",
-            "next_source",
-            "next_status",
+        .values("g_type", "g_rule", "g_detail", "status")
+        .annotate(
+            total=Count("pk"),
+            reviewed=Count("pk", filter=Q(pk__in=judged)),
+            overturned=Count("pk", filter=Q(pk__in=changed)),
         )
-        .order_by()
+        .order_by("g_type", "g_rule", "g_detail", "status")
     )
-    inner_sql, inner_params = inner.query.sql_with_params()
-    connection = connections[inner.db]
-    quote = connection.ops.quote_name
-    ts = connection.ops.adapt_datetimefield_value
-    group = ", ".join(quote(c) for c in ("g_type", "g_rule", "g_detail", "d_status"))
-    human = ModerationDecision.Source.HUMAN
-    # Only quoted constant names and Django's compiled SQL are interpolated;
-    # every value is a parameter.
-    sql = (
-        f"SELECT {group}, COUNT(*),"  # noqa: S608
-        f" SUM(CASE WHEN {quote('next_source')} = %s THEN 1 ELSE 0 END),"
-        f" SUM(CASE WHEN {quote('next_source')} = %s"
-        f" AND {quote('next_status')} <> {quote('d_status')} THEN 1 ELSE 0 END)"
-        f" FROM ({inner_sql}) t"
-        f" WHERE {quote('d_source')} = %s AND {quote('d_status')} IN (%s, %s)"
-        f" AND {quote('d_at')} <= %s"
-        f" GROUP BY {group} ORDER BY {group}"
-    )
-    params = [
-        human,
-        human,
-        *inner_params,
-        ModerationDecision.Source.AUTO,
-        *VERDICTS,
-        ts(filters.until),
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    by_rule = [
-        _rate(
-            {
-                "g_type": g_type,
-                "g_rule": g_rule,
-                "g_detail": g_detail,
-                "status": status,
-                "total": total,
-                "reviewed": int(reviewed or 0),
-                "overturned": int(overturned or 0),
-            }
-        )
-        for g_type, g_rule, g_detail, status, total, reviewed, overturned in rows
-    ]
+    by_rule = [_rate(dict(row)) for row in rows]
     by_type: dict[str, dict[str, Any]] = {}
     for row in by_rule:
         agg = by_type.setdefault(
