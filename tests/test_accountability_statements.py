@@ -200,16 +200,18 @@ def test_uploader_without_email(upload: Any, notify_on: Any) -> None:
 def test_owner_from_a_method() -> None:
     owner = user("gus")
 
-    class WithMethod(OwnedPhoto):
-        class Meta:
-            proxy = True
-            app_label = "tests"
+    class WithMethod:
+        """Any object: the method wins over AnalysisMeta."""
+
+        class AnalysisMeta:
+            owner_field = "nobody"
 
         def get_analysis_owner(self) -> Any:
             return owner
 
     assert analysis_owner(WithMethod()) is owner
     assert analysis_owner(OwnedPhoto(owner=owner)) == owner
+    assert analysis_owner(OwnedPhoto()) is None
 
 
 def test_a_failure_is_logged_and_does_not_undo_the_verdict(
