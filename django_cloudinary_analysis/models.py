@@ -312,6 +312,12 @@ class ModerationDecision(models.Model):
                 fields=["content_type", "object_id", "decided_at"],
                 name="dca_decision_object_idx",
             ),
+            # The dashboard and the audit export read decisions by period,
+            # and the review queue by verdict.
+            models.Index(fields=["decided_at"], name="dca_decision_time_idx"),
+            models.Index(
+                fields=["status", "decided_at"], name="dca_decision_status_idx"
+            ),
         ]
 
     def __str__(self) -> str:
