@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
+from django.utils import timezone, translation
+from django.utils.formats import date_format
 
 from django_cloudinary_analysis import services, signals
 from django_cloudinary_analysis.accountability import notify, statements
@@ -228,3 +230,22 @@ def test_a_failure_is_logged_and_does_not_undo_the_verdict(
     [record] = [r for r in caplog.records if "accountability for" in r.message]
     assert record.decision_id == photo.moderation_history.first().pk
     assert "disk full" in record.exc_text
+
+
+def test_email_in_the_recipients_language(
+    upload: Any, notify_on: Any, settings: Any
+) -> None:
+    settings.LANGUAGE_CODE = "de"
+    photo = upload(user("ida"))
+    [message] = mail.outbox
+    # Django's own catalogue shows the language: the date is formatted in German.
+    decided_at = timezone.localtime(photo.moderation_history.first().decided_at)
+    with translation.override("de"):
+        german = date_format(decided_at, "DATETIME_FORMAT")
+    with translation.override("en"):
+        english = date_format(decided_at, "DATETIME_FORMAT")
+    assert german != english
+    assert german in message.body and english not in message.body
+    row = Notification.objects.get()
+    row.recipient.language = "en"  # a user model with a language field
+    assert "rejected on" in notify.render(row)[1]
