@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.urls import reverse
-from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis.accountability import export
@@ -104,13 +102,6 @@ class NotificationAdmin(ReadOnlyAdmin):
     )
     list_filter = ("status", "kind")
     search_fields = ("email",)
-
-
-def dashboard_link() -> str:
-    """HTML link to the dashboard (for the admin index or a template)."""
-    return format_html(
-        '<a href="{}">{}</a>', reverse("cloudinary_analysis:dashboard"), _("Dashboard")
-    )
 
 
 def register(site: admin.AdminSite | None = None) -> None:

@@ -149,11 +149,6 @@ def close_for(obj: Model, decision: ModerationDecision) -> Appeal | None:
     return appeal
 
 
-def open_appeal_ids() -> QuerySet[Appeal]:
-    """Review decisions opened by an appeal still waiting for an answer."""
-    return Appeal.objects.filter(status=AppealStatus.OPEN).values("review_decision")
-
-
 def annotate_queue(decisions: QuerySet[ModerationDecision]) -> QuerySet[Any]:
     """Mark queue rows that are appeals: ``is_appeal`` and ``appeal_note``.
 
