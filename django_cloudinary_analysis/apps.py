@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.utils.translation import gettext_lazy as _
 
 
@@ -18,3 +18,11 @@ class CloudinaryAnalysisConfig(AppConfig):
         checks.register()
         receivers.connect()
         writeback.connect()
+
+        from django_cloudinary_analysis.accountability import receivers as account
+
+        account.connect()
+        if apps.is_installed("django.contrib.admin"):
+            from django_cloudinary_analysis.accountability import admin
+
+            admin.register()

@@ -84,6 +84,13 @@ DEFAULTS: dict[str, Any] = {
     # Page size of the API's lists when the site sets no DRF
     # DEFAULT_PAGINATION_CLASS; None turns paging off.
     "API_PAGE_SIZE": 50,
+    # Accountability: email uploaders their statement of reasons and the
+    # answer to their appeal (Django's mail framework; signals are always sent).
+    "NOTIFY_UPLOADERS": False,
+    "NOTIFY_FROM_EMAIL": None,  # None: DEFAULT_FROM_EMAIL
+    "NOTIFY_MAX_ATTEMPTS": 5,
+    # Origin put before the appeal link in emails, e.g. "https://example.com".
+    "APPEAL_BASE_URL": None,
 }
 
 

@@ -83,6 +83,15 @@ def analysis_config(model: type[Model]) -> dict[str, list[AnalysisSpec]]:
     return {name: [_spec(a) for a in analyses] for name, analyses in items}
 
 
+def analysis_owner(obj: Model) -> Any:
+    """The uploader: ``obj.get_analysis_owner()``, else ``AnalysisMeta.owner_field``."""
+    getter = getattr(obj, "get_analysis_owner", None)
+    if callable(getter):
+        return getter()
+    name = getattr(getattr(type(obj), "AnalysisMeta", None), "owner_field", None)
+    return getattr(obj, name, None) if name else None
+
+
 def stored_name(value: Any) -> str:
     """The name a file field stores: FieldFile.name or a CloudinaryResource."""
     if value is None:
@@ -151,7 +160,8 @@ class AnalyzedMedia(models.Model):
     """Abstract base: analyses every configured file on upload.
 
     Configure with an inner ``AnalysisMeta`` class (``fields``, ``analyses``;
-    write-back: ``alt_text_field``, ``tags_field``, see ``writeback.options``).
+    write-back: ``alt_text_field``, ``tags_field``, see ``writeback.options``;
+    ``owner_field`` naming the uploader for statements and appeals).
     """
 
     moderation_status = models.CharField(

@@ -400,6 +400,12 @@ class ModerationDecision(models.Model):
                 fields=["content_type", "object_id", "decided_at"],
                 name="dca_decision_object_idx",
             ),
+            # The dashboard and the audit export read decisions by period,
+            # and the review queue by verdict.
+            models.Index(fields=["decided_at"], name="dca_decision_time_idx"),
+            models.Index(
+                fields=["status", "decided_at"], name="dca_decision_status_idx"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -476,3 +482,12 @@ class QuotaState(models.Model):
 # Write-back models live in their own module (one concern per module); importing
 # them here is how Django finds them.
 from django_cloudinary_analysis.writeback import models as _writeback  # noqa: E402, F401
+# The accountability tables live in their own module; importing them here
+# registers them with the app (Django loads only ``<app>.models``).
+from django_cloudinary_analysis.accountability.models import (  # noqa: E402, F401
+    Appeal,
+    AppealStatus,
+    Notification,
+    NotificationStatus,
+    StatementOfReasons,
+)

@@ -85,3 +85,22 @@ def sync_to_cloudinary(self, sync_id: int) -> str:  # type: ignore[no-untyped-de
 def recover_stuck() -> dict[str, int]:
     """Queue again analyses whose message was lost (add it to Celery beat)."""
     return services.recover_stuck()
+
+
+@shared_task(
+    bind=True,
+    name="cloudinary_analysis.send_uploader_notification",
+    acks_late=True,
+    ignore_result=True,
+    max_retries=None,  # attempts are bounded by NOTIFY_MAX_ATTEMPTS
+)
+def send_uploader_notification(self, notification_id: int) -> str:  # type: ignore[no-untyped-def]
+    """Email an uploader their statement of reasons or their appeal's answer."""
+    from django_cloudinary_analysis.accountability import notify
+
+    outcome = notify.deliver(notification_id)
+    if outcome.retry_in is None:
+        return outcome.status
+    if self.request.is_eager:
+        return self.retry(countdown=outcome.retry_in, throw=False)
+    raise self.retry(countdown=outcome.retry_in)

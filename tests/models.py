@@ -111,3 +111,20 @@ class CloudPhoto(AnalyzedMedia):
 
     def __str__(self) -> str:
         return self.title or f"cloud photo {self.pk}"
+
+
+class OwnedPhoto(AnalyzedMedia):
+    """An upload with an uploader (statements of reasons and appeals)."""
+
+    owner = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.SET_NULL
+    )
+    image = models.ImageField(upload_to="owned/", blank=True)
+
+    class AnalysisMeta:
+        fields = ["image"]
+        analyses = ["ai_vision_moderation"]
+        owner_field = "owner"
+
+    def __str__(self) -> str:
+        return f"owned photo {self.pk}"

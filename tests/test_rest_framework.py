@@ -970,6 +970,7 @@ def test_openapi_schema_has_no_warnings(tmp_path: Path) -> None:
         "/api/analysis/moderation/",
         "/api/analysis/moderation/{content_type}/{object_id}/approve/",
         "/api/analysis/moderation/{content_type}/{object_id}/reject/",
+        "/api/analysis/moderation/{content_type}/{object_id}/appeal/",
     }
     listing = schema["paths"]["/api/analysis/analyses/"]["get"]
     assert {p["name"] for p in listing["parameters"]} >= {

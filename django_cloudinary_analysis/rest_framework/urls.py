@@ -11,6 +11,7 @@ from __future__ import annotations
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from django_cloudinary_analysis.rest_framework.appeals import AppealView
 from django_cloudinary_analysis.rest_framework.views import (
     AnalysisViewSet,
     MediaObjectViewSet,
@@ -50,5 +51,10 @@ urlpatterns = [
         "moderation/<str:content_type>/<str:object_id>/reject/",
         moderation_reject,
         name="moderation-reject",
+    ),
+    path(
+        "moderation/<str:content_type>/<str:object_id>/appeal/",
+        AppealView.as_view(),
+        name="moderation-appeal",
     ),
 ]
