@@ -409,6 +409,28 @@ class AppSettings:
         """Whether a person's approval, like a rejection, follows its content."""
         return bool(self._get("HUMAN_APPROVAL_FOLLOWS_CONTENT"))
 
+    # -- accountability -----------------------------------------------------------
+
+    @property
+    def NOTIFY_UPLOADERS(self) -> bool:
+        """Whether uploaders get their statement of reasons by email."""
+        return bool(self._get("NOTIFY_UPLOADERS"))
+
+    @property
+    def NOTIFY_FROM_EMAIL(self) -> str | None:
+        """Sender of those emails (None: DEFAULT_FROM_EMAIL)."""
+        return _optional_str(self._get("NOTIFY_FROM_EMAIL"))
+
+    @property
+    def NOTIFY_MAX_ATTEMPTS(self) -> int:
+        """Attempts per email before it is recorded as failed."""
+        return int(self._get("NOTIFY_MAX_ATTEMPTS"))
+
+    @property
+    def APPEAL_BASE_URL(self) -> str | None:
+        """Origin put before the appeal link in emails."""
+        return _optional_str(self._get("APPEAL_BASE_URL"))
+
     # -- write-back (validated by the checks E022/E023) -------------------------
 
     @property

@@ -479,11 +479,8 @@ class QuotaState(models.Model):
         return f"{self.feature}: {self.remaining} left"
 
 
-# Write-back models live in their own module (one concern per module); importing
-# them here is how Django finds them.
-from django_cloudinary_analysis.writeback import models as _writeback  # noqa: E402, F401
-# The accountability tables live in their own module; importing them here
-# registers them with the app (Django loads only ``<app>.models``).
+# The write-back and accountability tables live in their own modules; importing
+# them here registers them with the app (Django loads only ``<app>.models``).
 from django_cloudinary_analysis.accountability.models import (  # noqa: E402, F401
     Appeal,
     AppealStatus,
@@ -491,3 +488,4 @@ from django_cloudinary_analysis.accountability.models import (  # noqa: E402, F4
     NotificationStatus,
     StatementOfReasons,
 )
+from django_cloudinary_analysis.writeback import models as _writeback  # noqa: E402, F401
