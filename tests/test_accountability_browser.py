@@ -25,6 +25,7 @@ from django_cloudinary_analysis.models import (
 from tests.models import OwnedPhoto
 from tests.test_admin_browser import WAIT
 from tests.test_admin_browser import browser as _browser  # noqa: F401 (fixture)
+from tests.test_admin_browser import browsers as _browsers  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

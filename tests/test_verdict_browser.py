@@ -16,7 +16,7 @@ from django.db.models.signals import pre_save
 from django_cloudinary_analysis import services
 from django_cloudinary_analysis.models import ModerationDecision, ModerationStatus
 from tests.models import Photo
-from tests.test_admin_browser import WAIT, browser  # noqa: F401  (fixture)
+from tests.test_admin_browser import WAIT, browser, browsers  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
