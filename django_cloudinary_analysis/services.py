@@ -1177,6 +1177,7 @@ def _follow_human_decision(
             {
                 "rule": "follows_content",
                 "decision": origin.pk,
+                "status": origin.status,
                 "object": f"{origin.content_type_id}:{origin.object_id}",
                 "by": getattr(reviewer, "pk", None),
                 "content_key": key,

@@ -34,6 +34,7 @@ from django_cloudinary_analysis.admin.changelists import (
 )
 from django_cloudinary_analysis.admin.display import (
     EMPTY,
+    FOLLOWS_RELATED,
     QUEUE_RANK,
     DecisionColumns,
     is_sensitive,
@@ -51,6 +52,7 @@ from django_cloudinary_analysis.admin.workspace import (
     WorkspaceView,
 )
 from django_cloudinary_analysis.models import ModerationDecision
+from django_cloudinary_analysis.moderation import short_key
 from django_cloudinary_analysis.review import held_by
 
 if TYPE_CHECKING:
@@ -125,7 +127,7 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
     )
     search_fields = ("=object_id", "note")
     search_help_text = _("Object id or note.")
-    list_select_related = ("content_type", "decided_by")
+    list_select_related = ("content_type", "decided_by", *FOLLOWS_RELATED)
     actions = ("approve_selected", "reject_selected")
     fields = (
         "object_display",
@@ -136,6 +138,8 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         "source",
         "decided_by",
         "reasons_display",
+        "follows_display",
+        "content_key_display",
         "note",
         "decided_at",
         "review_display",
@@ -268,6 +272,25 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             "user": claim.claimed_by,
             "time": date_format(localtime(claim.expires_at), "TIME_FORMAT"),
         }
+
+    @admin.display(description=_("follows"))
+    def follows_display(self, obj: ModerationDecision) -> SafeString:
+        """The decision on identical content this one applies, linked."""
+        origin = obj.follows
+        if origin is None:
+            return format_html("{}", EMPTY)
+        return format_html(
+            '<a href="{}">#{}</a> {} {}',
+            self.review_url(origin.content_type_id, origin.object_id),
+            origin.pk,
+            verdict_badge(origin.status),
+            origin.decided_by or "",
+        )
+
+    @admin.display(description=_("content key"))
+    def content_key_display(self, obj: ModerationDecision) -> str:
+        """The content the verdict was given on, shortened."""
+        return short_key(obj.content_key) if obj.content_key else EMPTY
 
     @admin.display(description=_("reasons (JSON)"))
     def reasons_json(self, obj: ModerationDecision) -> SafeString:
