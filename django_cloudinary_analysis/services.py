@@ -1295,6 +1295,16 @@ def reject(
     return _human_decision(obj, ModerationStatus.REJECTED, user, note)
 
 
+def send_to_review(
+    obj: Model, user: AbstractBaseUser | None = None, note: str = ""
+) -> ModerationDecision:
+    """Put ``obj`` in the review queue by hand ("review", pinned like a verdict).
+
+    No automatic verdict replaces it; the next approval or rejection does.
+    """
+    return _human_decision(obj, ModerationStatus.REVIEW, user, note)
+
+
 def _human_decision(
     obj: Model, status: str, user: AbstractBaseUser | None, note: str
 ) -> ModerationDecision:
