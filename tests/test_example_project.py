@@ -481,6 +481,34 @@ def test_an_upload_through_the_admin_is_analysed_in_the_request(
     assert "analysis captioning skipped False" in out
 
 
+def test_ocr_alt_text_never_replaces_a_persons_text_or_a_caption(
+    first_run, demo_dir, tmp_path
+):
+    shutil.copy(demo_dir / "demo.sqlite3", tmp_path / "demo.sqlite3")
+    shutil.copytree(demo_dir / "media", tmp_path / "media")
+    script = textwrap.dedent(
+        """
+        from gallery.models import Photo
+        poster = Photo.objects.get(title="Poster with text")
+        def rerun():
+            poster.analyze(force=True, types=["cld_text"])
+            return Photo.objects.get(pk=poster.pk).alt_text
+        Photo.objects.filter(pk=poster.pk).update(alt_text="A poster, by a person")
+        print("person:", rerun())
+        Photo.objects.filter(pk=poster.pk).update(alt_text="")
+        print("blank:", rerun())
+        # A caption of the same file wins over the text read.
+        poster.analyses.filter(analysis_type="captioning").update(status="succeeded")
+        Photo.objects.filter(pk=poster.pk).update(alt_text="")
+        print("captioned:", repr(rerun()))
+        """
+    )
+    out = manage(example_env(tmp_path), "shell", "-c", script).stdout
+    assert "person: A poster, by a person" in out
+    assert "blank: Text read in the image (OCR): HELLO DJANGO OFFLINE DEMO" in out
+    assert "captioned: ''" in out
+
+
 def test_example_migrations_are_current(demo_dir):
     env = example_env(demo_dir)
     env["DEMO_DB_PATH"] = str(demo_dir / "makemigrations.sqlite3")
