@@ -12,6 +12,7 @@ custom policy's reasons in words, and falls back to :func:`describe_default`.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from django.utils.translation import gettext
 from django_cloudinary_analysis.models import (
     Analysis,
     AnalysisStatus,
+    ModerationDecision,
     ModerationStatus,
 )
 
@@ -183,6 +185,8 @@ def describe_default(reason: Any) -> str:
             "fields": ", ".join(map(str, reason.get("fields") or [])) or "?"
         }
         where = ""
+    elif rule == "follows_content":
+        text = _describe_follows(reason)
     elif rule == "human":
         text = gettext("decided by a person")
     elif rule == "released":
@@ -197,6 +201,81 @@ def describe_default(reason: Any) -> str:
         )
         text = f"{rule}: {extras}" if extras else str(rule)
     return f"{text} ({where})" if where else text
+
+
+def short_key(key: str, chars: int = 12) -> str:
+    """A content key cut for display: its scheme and the first ``chars`` characters.
+
+    ``sha256:3f9a…`` stays recognisable; the full key is in the JSON.
+    """
+    scheme, sep, rest = key.rpartition(":")
+    if len(rest) <= chars:
+        return key
+    return f"{scheme}{sep}{rest[:chars]}…"
+
+
+def _describe_follows(reason: dict[str, Any]) -> str:
+    """Where a followed verdict came from (see :func:`follows_details`)."""
+    by = reason.get("by")
+    reviewer = reason.get("reviewer") or (
+        gettext("user #%(id)s") % {"id": by} if by is not None else gettext("a person")
+    )
+    status = reason.get("status") or "?"
+    with contextlib.suppress(ValueError):
+        status = str(ModerationStatus(status).label)
+    text = gettext(
+        "follows decision #%(decision)s (%(status)s) by %(reviewer)s on "
+        "%(object)s, identical content"
+    ) % {
+        "decision": reason.get("decision", "?"),
+        "status": status,
+        "reviewer": reviewer,
+        "object": reason.get("object_label") or reason.get("object") or "?",
+    }
+    key = reason.get("content_key")
+    return f"{text} ({short_key(str(key))})" if key else text
+
+
+def follows_details(decision: ModerationDecision) -> dict[str, Any]:
+    """What a followed decision adds to its ``follows_content`` reason.
+
+    The reviewer's name, the verdict and the object, read from
+    ``decision.follows``: select ``follows__decided_by`` and
+    ``follows__content_type`` with the decisions to keep this query-free.
+    Empty when the decision follows none (or the followed one was deleted).
+    """
+    if decision.follows_id is None:
+        return {}
+    origin = decision.follows
+    if origin is None:
+        return {}
+    details: dict[str, Any] = {
+        "status": origin.status,
+        "object_label": f"{origin.content_type} #{origin.object_id}",
+    }
+    if origin.decided_by is not None:
+        details["reviewer"] = origin.decided_by.get_username()
+    return details
+
+
+def describe_decision(decision: ModerationDecision, policy: Any = None) -> list[str]:
+    """Every reason of ``decision`` in words, followed decisions named in full."""
+    if policy is None:
+        policy = get_policy()
+    details = follows_details(decision)
+    reasons = decision.reasons if isinstance(decision.reasons, list) else []
+    return [
+        describe(
+            {**reason, **details}
+            if details
+            and isinstance(reason, dict)
+            and reason.get("rule") == "follows_content"
+            else reason,
+            policy,
+        )
+        for reason in reasons
+        if reason
+    ]
 
 
 def describe(reason: Any, policy: Any = None) -> str:

@@ -1177,6 +1177,7 @@ def _follow_human_decision(
             {
                 "rule": "follows_content",
                 "decision": origin.pk,
+                "status": origin.status,
                 "object": f"{origin.content_type_id}:{origin.object_id}",
                 "by": getattr(reviewer, "pk", None),
                 "content_key": key,
@@ -1292,6 +1293,16 @@ def reject(
 ) -> ModerationDecision:
     """Reject ``obj`` by hand; the verdict stands until its content changes."""
     return _human_decision(obj, ModerationStatus.REJECTED, user, note)
+
+
+def send_to_review(
+    obj: Model, user: AbstractBaseUser | None = None, note: str = ""
+) -> ModerationDecision:
+    """Put ``obj`` in the review queue by hand ("review", pinned like a verdict).
+
+    No automatic verdict replaces it; the next approval or rejection does.
+    """
+    return _human_decision(obj, ModerationStatus.REVIEW, user, note)
 
 
 def _human_decision(

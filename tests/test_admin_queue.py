@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
 
 import django
 import pytest
+from django.contrib import admin
 from django.contrib.contenttypes.models import ContentType
 from django.test import Client
-from django.urls import reverse
+from django.urls import NoReverseMatch, path, reverse
 
 from django_cloudinary_analysis import services
+from django_cloudinary_analysis.accountability import appeals
 from django_cloudinary_analysis.models import (
     ModerationDecision,
     ModerationStatus,
 )
-from tests.models import Photo, SlugPhoto, UUIDPhoto
+from tests.models import OwnedPhoto, Photo, SlugPhoto, UUIDPhoto
+from tests.support.accountability import image, reject_automatically, user
 from tests.support.admin import (
     QUEUE_URL,
     action_choices,
@@ -165,3 +169,88 @@ def test_decisions_are_read_only(admin_client: Client, uploaded: Any) -> None:
         "admin:cloudinary_analysis_moderationdecision_delete", args=[decision.pk]
     )
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+
+
+# -- accountability in the queue --------------------------------------------------
+
+
+def appealed_photo(capture: Any, memory_backend: Any) -> Any:
+    """An owned photo the policy rejected, appealed by its uploader."""
+    owner = user("uploader")
+    reject_automatically(memory_backend, "Does the image contain weapons?")
+    with capture(execute=True):
+        photo = OwnedPhoto.objects.create(owner=owner, image=image(seed=77))
+    appeals.open_appeal(photo, owner, "It is a film still.")
+    return photo
+
+
+def test_queue_marks_and_filters_appeals(
+    admin_client: Client,
+    uploaded: Any,
+    memory_backend: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    other = uploaded(Photo, "review")
+    photo = appealed_photo(django_capture_on_commit_callbacks, memory_backend)
+    url = reverse(QUEUE_URL)
+
+    response = admin_client.get(url)
+    marked = {r.object_id: r.is_appeal for r in rows_of(response)}
+    assert marked == {str(photo.pk): True, str(other.pk): False}
+    assert re.search(
+        r'dca-badge--appeal" title="It is a film still.">appeal<',
+        response.content.decode(),
+    )
+    appealed = rows_of(admin_client.get(url, {"appeal": "yes"}))
+    assert [r.object_id for r in appealed] == [str(photo.pk)]
+    assert appealed[0].appeal_note == "It is a film still."
+    others = rows_of(admin_client.get(url, {"appeal": "no"}))
+    assert [r.object_id for r in others] == [str(other.pk)]
+
+
+def test_queue_exports_the_selected_decisions(
+    admin_client: Client, uploaded: Any
+) -> None:
+    photo, skipped = uploaded(Photo, "review"), uploaded(Photo, "approved")
+    decision = ModerationDecision.objects.for_object(photo).first()
+    url = reverse(QUEUE_URL)
+    assert {"export_csv", "export_jsonl"} <= action_choices(admin_client.get(url))
+
+    response = run_action(admin_client, url, "export_csv", [decision.pk])
+    assert response.status_code == 200
+    lines = b"".join(response.streaming_content).decode().splitlines()
+    assert len(lines) == 2  # the header and the one selected decision
+    assert str(decision.pk) in lines[1] and str(skipped.pk) not in lines[1:]
+
+    response = run_action(admin_client, url, "export_jsonl", [decision.pk])
+    (row,) = [
+        json.loads(line) for line in b"".join(response.streaming_content).splitlines()
+    ]
+    assert row["object_id"] == str(photo.pk)
+
+
+@pytest.mark.urls("tests.support.accountability")
+def test_the_queue_and_the_app_index_link_the_dashboard(admin_client: Client) -> None:
+    dashboard = reverse("cloudinary_analysis:dashboard")
+    queue = admin_client.get(reverse(QUEUE_URL)).content.decode()
+    assert f'href="{dashboard}" class="dca-dashboard-link"' in queue
+    index = admin_client.get(
+        reverse("admin:app_list", args=["cloudinary_analysis"])
+    ).content.decode()
+    assert f'href="{dashboard}" class="dca-dashboard-link"' in index
+    assert admin_client.get(dashboard).status_code == 200
+
+
+#: A site that mounts the admin but not the app's URLs.
+urlpatterns = [path("admin/", admin.site.urls)]
+
+
+@pytest.mark.urls(__name__)
+def test_no_dashboard_link_without_the_apps_urls(admin_client: Client) -> None:
+    with pytest.raises(NoReverseMatch):
+        reverse("cloudinary_analysis:dashboard")
+    queue = admin_client.get(reverse(QUEUE_URL))
+    assert queue.status_code == 200
+    assert "dca-dashboard-link" not in queue.content.decode()
+    index = admin_client.get(reverse("admin:app_list", args=["cloudinary_analysis"]))
+    assert "dca-dashboard-link" not in index.content.decode()

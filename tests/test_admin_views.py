@@ -11,10 +11,12 @@ from django.contrib.contenttypes.models import ContentType
 from django.test import Client
 from django.urls import reverse
 
+from django_cloudinary_analysis import moderation
 from django_cloudinary_analysis.models import (
     ModerationDecision,
     ModerationStatus,
 )
+from django_cloudinary_analysis.moderation import short_key
 from tests.models import Photo, SlugPhoto, UUIDPhoto
 from tests.support.admin import (
     QUEUE_URL,
@@ -96,3 +98,54 @@ def test_review_page_refuses_unmoderated_models_and_missing_objects(
             "admin:cloudinary_analysis_moderationdecision_review", args=[ct.pk, missing]
         )
         assert admin_client.get(url).status_code == 404
+
+
+def test_a_followed_decision_says_where_it_came_from(
+    admin_client: Client, uploaded: Any, image_file: Any
+) -> None:
+    original = uploaded(Photo, "review", image=image_file("a.png", seed=500))
+    admin_client.post(review_url(original), {"verdict": "reject", "note": "no"})
+    rejection = ModerationDecision.objects.for_object(original).first()
+
+    copy = uploaded(Photo, "review", image=image_file("again.png", seed=500))
+
+    followed = ModerationDecision.objects.for_object(copy).first()
+    assert followed.follows_id == rejection.pk
+    ct = ContentType.objects.get_for_model(Photo)
+    words = (
+        f"follows decision #{rejection.pk} (rejected) by admin on "
+        f"{ct} #{original.pk}, identical content"
+    )
+    short = short_key(followed.content_key)
+    assert short.endswith("…") and len(short) < len(followed.content_key)
+
+    page = admin_client.get(review_url(copy)).content.decode()
+    assert f"{words} ({short})" in page
+    assert 'id="dca-follows"' in page and review_url(original) in page
+
+    queue = admin_client.get(reverse(QUEUE_URL)).content.decode()
+    assert f"{words} ({short})" in queue
+    change = reverse(
+        "admin:cloudinary_analysis_moderationdecision_change", args=[followed.pk]
+    )
+    detail = admin_client.get(change).content.decode()
+    assert short in detail and review_url(original) in detail
+
+    # The object's own change page lists its verdict history the same way.
+    photo_change = reverse("admin:tests_photo_change", args=[copy.pk])
+    assert words in admin_client.get(photo_change).content.decode()
+
+
+def test_the_followed_wording_without_the_decision_at_hand() -> None:
+    reason = {
+        "rule": "follows_content",
+        "decision": 7,
+        "status": "approved",
+        "object": "3:12",
+        "by": 5,
+        "content_key": "sha256:" + "ab" * 32,
+    }
+    assert moderation.describe(reason) == (
+        "follows decision #7 (approved) by user #5 on 3:12, identical content "
+        "(sha256:abababababab…)"
+    )

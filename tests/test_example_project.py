@@ -53,7 +53,7 @@ PHOTOS = [
 ]
 #: The photos a person must look at, and why (the demo's rules, not a script).
 REVIEWED = {
-    "Falcon 9 launch": "tagged 'missile'",
+    "Falcon 9 launch": "label missile",
     "Blurred scene": "low quality",
     "Dark scene": "low quality",
     "Overexposed scene": "low quality",
@@ -217,6 +217,12 @@ def test_demo_ends_with_a_one_screen_tour(first_run):
     assert re.search(
         r"Quality  low: Blurred scene 0\.\d\d, .* — by local-heuristic", text
     )
+    # Write-back, offline: the classifier's confident labels as taggit tags,
+    # the OCR text as alt text (no caption offline).
+    assert (
+        "Written  taggit tags on 5 photos (Chelsea the cat: egyptian cat, "
+        "tiger cat); alt text on 1 (Poster with text)"
+    ) in text
     assert (
         "Review   5 waiting in "
         "http://127.0.0.1:8000/admin/cloudinary_analysis/moderationdecision/"
@@ -224,7 +230,9 @@ def test_demo_ends_with_a_one_screen_tour(first_run):
     for title, why in REVIEWED.items():
         assert re.search(rf"^ +{re.escape(title)}: {why}", text, re.M), text
     assert re.search(
-        r"^ +Coffee beans: unsure: Is a brand logo or trademark visible\?$", text, re.M
+        r"^ +Coffee beans: unsure: Is a brand logo or trademark visible\? \(photo\)$",
+        text,
+        re.M,
     ), text
     assert "curl -u admin:admin http://127.0.0.1:8000/api/photos/" in text
     assert re.search(
@@ -255,8 +263,32 @@ def test_demo_stored_what_it_reported(first_run, demo_dir):
                 "WHERE status = 'skipped'"
             )
         }
+        taggit = db.execute(
+            "SELECT p.title, t.name FROM taggit_taggeditem i "
+            "JOIN taggit_tag t ON t.id = i.tag_id "
+            "JOIN gallery_photo p ON p.id = i.object_id "
+            "JOIN django_content_type ct ON ct.id = i.content_type_id "
+            "WHERE ct.app_label = 'gallery' AND ct.model = 'photo'"
+        ).fetchall()
+        alt_texts = dict(db.execute("SELECT title, alt_text FROM gallery_photo"))
     finally:
         db.close()
+    tags: dict[str, set[str]] = {}
+    for title, name in taggit:
+        tags.setdefault(title, set()).add(name)
+    # Labels at least TAG_WRITE_MIN_CONFIDENCE (0.35 offline) confident, the
+    # copy's from the reused result; "missile" (0.29) stays in MediaTag only.
+    assert tags == {
+        "Chelsea the cat": {"egyptian cat", "tiger cat"},
+        "Chelsea (copy)": {"egyptian cat", "tiger cat"},
+        "Cameraman": {"tripod"},
+        "Sharp scene": {"jigsaw puzzle"},
+        "Poster with text": {"text"},
+    }
+    # No caption offline: only the photo with text gets alt text, marked as OCR.
+    assert {t: a for t, a in alt_texts.items() if a} == {
+        "Poster with text": "Text read in the image (OCR): HELLO DJANGO OFFLINE DEMO"
+    }
     # 10 photos × 5 types, product photo 3, label 2.
     assert sum(statuses.values()) == 55
     assert statuses == {"succeeded": 45, "skipped": 10}
@@ -313,6 +345,11 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
         assert client.login(username="admin", password="admin")
         listing = client.get("/admin/gallery/photo/")
         print("admin", listing.status_code)
+        from taggit.models import Tag
+        tripod = Tag.objects.get(name="tripod").pk
+        tagged = client.get("/admin/gallery/photo/", {"tags__id__exact": tripod})
+        page = tagged.content.decode()
+        print("filtered", tagged.status_code, "Cameraman" in page, "Chelsea" in page)
         print(listing.content.decode())
         from gallery.models import Photo
         pk = Photo.objects.get(title="Chelsea (copy)").pk
@@ -326,6 +363,10 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
     assert "media 200 image/jpeg" in out
     assert "anonymous admin 302" in out
     assert "admin 200" in out
+    listing = out.split("admin 200", 1)[1].split("change 200", 1)[0]
+    assert "egyptian cat, tiger cat" in listing  # the taggit tags column
+    assert "Text read in the image (OCR)" in listing  # the alt text column
+    assert "filtered 200 True False" in out  # the list filters on a taggit tag
     home = out.split("media 200", 1)[0]
     for title in PHOTOS:
         assert title in home
@@ -336,6 +377,9 @@ def test_home_page_and_admin_show_the_photos(first_run, demo_dir):
     # Every answer says which model gave it.
     assert "tags by local-efficientnet-lite0 (ImageNet-1k)" in home
     assert "by local-heuristic" in home and "by local-tesseract" in home
+    # The write-back: taggit tags and the OCR alt text, also as the img's alt.
+    assert '<code class="taggit">egyptian cat</code>' in home
+    assert 'alt="Text read in the image (OCR): HELLO DJANGO OFFLINE DEMO"' in home
     # The admin mixin's inlines show every analysis with its reason and tags.
     assert "change 200" in out
     change = out.split("CHANGE PAGE", 1)[1]
@@ -435,6 +479,34 @@ def test_an_upload_through_the_admin_is_analysed_in_the_request(
     assert "analysis ai_vision_moderation succeeded True" in out
     assert "analysis google_tagging succeeded True" in out
     assert "analysis captioning skipped False" in out
+
+
+def test_ocr_alt_text_never_replaces_a_persons_text_or_a_caption(
+    first_run, demo_dir, tmp_path
+):
+    shutil.copy(demo_dir / "demo.sqlite3", tmp_path / "demo.sqlite3")
+    shutil.copytree(demo_dir / "media", tmp_path / "media")
+    script = textwrap.dedent(
+        """
+        from gallery.models import Photo
+        poster = Photo.objects.get(title="Poster with text")
+        def rerun():
+            poster.analyze(force=True, types=["cld_text"])
+            return Photo.objects.get(pk=poster.pk).alt_text
+        Photo.objects.filter(pk=poster.pk).update(alt_text="A poster, by a person")
+        print("person:", rerun())
+        Photo.objects.filter(pk=poster.pk).update(alt_text="")
+        print("blank:", rerun())
+        # A caption of the same file wins over the text read.
+        poster.analyses.filter(analysis_type="captioning").update(status="succeeded")
+        Photo.objects.filter(pk=poster.pk).update(alt_text="")
+        print("captioned:", repr(rerun()))
+        """
+    )
+    out = manage(example_env(tmp_path), "shell", "-c", script).stdout
+    assert "person: A poster, by a person" in out
+    assert "blank: Text read in the image (OCR): HELLO DJANGO OFFLINE DEMO" in out
+    assert "captioned: ''" in out
 
 
 def test_example_migrations_are_current(demo_dir):

@@ -216,6 +216,22 @@ def test_release_lets_the_policy_decide_again(save, image_file):
     assert photo.moderation_status == "approved"
 
 
+def test_send_to_review_holds_the_object_until_a_person_decides(
+    save, image_file, django_capture_on_commit_callbacks
+):
+    photo = save(image=image_file("a.png", 3))
+    decision = services.send_to_review(photo, note="a second look")
+    assert (decision.status, decision.source) == ("review", "human")
+    assert decision.previous_status == "approved"
+    assert decision.note == "a second look" and decision.pins_verdict
+    # A re-run's automatic verdict does not take it out of the queue.
+    with django_capture_on_commit_callbacks(execute=True):
+        photo.analyze(force=True)
+    assert Photo.objects.get(pk=photo.pk).moderation_status == "review"
+    services.approve(photo)
+    assert Photo.objects.get(pk=photo.pk).moderation_status == "approved"
+
+
 @pytest.mark.parametrize(
     ("answer", "verdict"),
     [("yes", "rejected"), ("unknown", "review"), ("no", "approved")],

@@ -86,8 +86,7 @@ def open_appeal(obj: Model, user: AbstractBaseUser, note: str = "") -> Appeal:
             )
             # A human "review" verdict pins the object in the queue until a
             # reviewer answers (a late automatic verdict cannot replace it).
-            # TODO(issue 10): a public services.send_to_review() would do.
-            review = services._human_decision(obj, ModerationStatus.REVIEW, user, note)
+            review = services.send_to_review(obj, user, note)
             appeal.review_decision = review
             appeal.save(update_fields=["review_decision"])
     except IntegrityError as exc:  # a concurrent appeal of the same decision

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis.admin.changelists import NoHandEdits
 from django_cloudinary_analysis.admin.display import (
+    FOLLOWS_RELATED,
     DecisionColumns,
     analysis_status_badge,
 )
@@ -87,4 +88,6 @@ class ModerationDecisionInline(DecisionColumns, ReadOnlyGenericInline):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         """Fetch the deciding users with the decisions."""
-        return super().get_queryset(request).select_related("decided_by")
+        return (
+            super().get_queryset(request).select_related("decided_by", *FOLLOWS_RELATED)
+        )

@@ -14,7 +14,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -22,6 +22,8 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from django_cloudinary_analysis.accountability.admin import EXPORT_ACTIONS
+from django_cloudinary_analysis.accountability.appeals import annotate_queue
 from django_cloudinary_analysis.admin.actions import (
     ReviewForm,
     decide_objects,
@@ -34,6 +36,7 @@ from django_cloudinary_analysis.admin.changelists import (
 )
 from django_cloudinary_analysis.admin.display import (
     EMPTY,
+    FOLLOWS_RELATED,
     QUEUE_RANK,
     DecisionColumns,
     is_sensitive,
@@ -51,6 +54,7 @@ from django_cloudinary_analysis.admin.workspace import (
     WorkspaceView,
 )
 from django_cloudinary_analysis.models import ModerationDecision
+from django_cloudinary_analysis.moderation import short_key
 from django_cloudinary_analysis.review import held_by
 
 if TYPE_CHECKING:
@@ -96,6 +100,25 @@ class QueueViewFilter(admin.SimpleListFilter):
         return queryset.current()  # type: ignore[attr-defined,no-any-return]
 
 
+class AppealFilter(admin.SimpleListFilter):
+    """Rows waiting because the uploader appealed a rejection."""
+
+    title = _("appeal")
+    parameter_name = "appeal"
+
+    def lookups(
+        self, request: HttpRequest, model_admin: admin.ModelAdmin
+    ) -> list[tuple[Any, Any]]:
+        """Appeals only, or everything but appeals."""
+        return [("yes", _("Open appeals")), ("no", _("No appeal"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        """Filter on ``is_appeal`` (annotated by the admin's queryset)."""
+        if self.value() in ("yes", "no"):
+            return queryset.filter(is_appeal=self.value() == "yes")
+        return queryset
+
+
 @admin.register(ModerationDecision)
 class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
     """The review queue (one row per object, open ones first) and the history.
@@ -119,14 +142,15 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
     list_display_links = ("decided_at",)
     list_filter = (
         QueueViewFilter,
+        AppealFilter,
         "status",
         "source",
         ("content_type", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("=object_id", "note")
     search_help_text = _("Object id or note.")
-    list_select_related = ("content_type", "decided_by")
-    actions = ("approve_selected", "reject_selected")
+    list_select_related = ("content_type", "decided_by", *FOLLOWS_RELATED)
+    actions = ("approve_selected", "reject_selected", *EXPORT_ACTIONS)
     fields = (
         "object_display",
         "content_type",
@@ -136,6 +160,8 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         "source",
         "decided_by",
         "reasons_display",
+        "follows_display",
+        "content_key_display",
         "note",
         "decided_at",
         "review_display",
@@ -152,16 +178,25 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             return ("-decided_at", "-pk")
         return (QUEUE_RANK.asc(), "-decided_at", "-pk")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        """Mark the rows that are open appeals, in the same statement."""
+        return annotate_queue(super().get_queryset(request))
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        """Title the list after the view it shows."""
+        """Title the list after the view it shows; link the workspace and dashboard."""
         history = request.GET.get(VIEW_PARAM) == VIEW_HISTORY
+        try:
+            dashboard_url: str | None = reverse("cloudinary_analysis:dashboard")
+        except NoReverseMatch:  # the site did not include the app's URLs
+            dashboard_url = None
         extra_context = {
             "title": _("Moderation history") if history else _("Review queue"),
             "workspace_url": reverse(
                 f"{self.admin_site.name}:cloudinary_analysis_moderationdecision_workspace"
             ),
+            "dashboard_url": dashboard_url,
             **(extra_context or {}),
         }
         return super().changelist_view(request, extra_context)
@@ -242,6 +277,19 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             sensitive=is_sensitive(obj.status, obj.reasons),
         )
 
+    @admin.display(description=_("verdict"), ordering=QUEUE_RANK)
+    def verdict_display(self, obj: ModerationDecision) -> SafeString:
+        """The verdict badge, and an "appeal" badge with the uploader's note."""
+        badge = verdict_badge(obj.status)
+        if not getattr(obj, "is_appeal", False):
+            return badge
+        return format_html(
+            '{} <span class="dca-badge dca-badge--appeal" title="{}">{}</span>',
+            badge,
+            getattr(obj, "appeal_note", "") or "",
+            gettext("appeal"),
+        )
+
     @admin.display(description=_("object"), ordering="object_id")
     def queue_object_display(self, obj: ModerationDecision) -> SafeString:
         """The moderated object, linked, with its content type."""
@@ -268,6 +316,25 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             "user": claim.claimed_by,
             "time": date_format(localtime(claim.expires_at), "TIME_FORMAT"),
         }
+
+    @admin.display(description=_("follows"))
+    def follows_display(self, obj: ModerationDecision) -> SafeString:
+        """The decision on identical content this one applies, linked."""
+        origin = obj.follows
+        if origin is None:
+            return format_html("{}", EMPTY)
+        return format_html(
+            '<a href="{}">#{}</a> {} {}',
+            self.review_url(origin.content_type_id, origin.object_id),
+            origin.pk,
+            verdict_badge(origin.status),
+            origin.decided_by or "",
+        )
+
+    @admin.display(description=_("content key"))
+    def content_key_display(self, obj: ModerationDecision) -> str:
+        """The content the verdict was given on, shortened."""
+        return short_key(obj.content_key) if obj.content_key else EMPTY
 
     @admin.display(description=_("reasons (JSON)"))
     def reasons_json(self, obj: ModerationDecision) -> SafeString:

@@ -19,6 +19,7 @@ from django_cloudinary_analysis import review, services
 from django_cloudinary_analysis.admin.actions import ReviewForm, report_error
 from django_cloudinary_analysis.admin.changelists import load_objects
 from django_cloudinary_analysis.admin.display import (
+    FOLLOWS_RELATED,
     acting_user,
     admin_change_url,
     analysis_status_badge,
@@ -31,6 +32,7 @@ from django_cloudinary_analysis.admin.display import (
 )
 from django_cloudinary_analysis.exceptions import AnalysisError
 from django_cloudinary_analysis.models import Analysis, MediaTag, ModerationDecision
+from django_cloudinary_analysis.moderation import short_key
 
 if TYPE_CHECKING:
     from django_cloudinary_analysis.admin.queue import ModerationDecisionAdmin
@@ -120,6 +122,23 @@ class ReviewView(View):
             f"{site.name}:cloudinary_analysis_analysis_change", args=[analysis.pk]
         )
 
+    def follows_context(
+        self, decision: ModerationDecision | None
+    ) -> dict[str, Any] | None:
+        """Where a followed verdict came from: the decision, its page, the key."""
+        if decision is None or decision.follows is None:
+            return None
+        origin = decision.follows
+        return {
+            "decision": origin,
+            "badge": verdict_badge(origin.status),
+            "object": f"{origin.content_type} #{origin.object_id}",
+            "url": self.model_admin.review_url(
+                origin.content_type_id, origin.object_id
+            ),
+            "content_key": short_key(decision.content_key),
+        }
+
     def get_context_data(self, form: ReviewForm) -> dict[str, Any]:
         """Everything the template shows about the object."""
         request, obj = self.request, self.object
@@ -127,7 +146,7 @@ class ReviewView(View):
         history = list(
             ModerationDecision.objects.filter(
                 content_type=self.content_type, object_id=self.object_id
-            ).select_related("decided_by")
+            ).select_related("decided_by", *FOLLOWS_RELATED)
         )
         key = (self.content_type.pk, self.object_id)
         tags = MediaTag.objects.by_object([key], limit=self.tag_limit)[key]
@@ -155,13 +174,16 @@ class ReviewView(View):
                 else str(getattr(obj, "moderation_status", ""))
             ),
             "current": current,
-            "current_reasons": reasons_html(current.reasons if current else []),
+            "current_reasons": reasons_html([], decision=current)
+            if current
+            else reasons_html([]),
+            "follows": self.follows_context(current),
             "pinned": bool(current and current.pins_verdict),
             "history": [
                 {
                     "decision": d,
                     "badge": verdict_badge(d.status),
-                    "reasons": reasons_html(d.reasons),
+                    "reasons": reasons_html([], decision=d),
                 }
                 for d in history
             ],

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis.admin import AnalyzedMediaAdmin
 from gallery.models import Photo, Product
@@ -17,9 +20,21 @@ class PhotoAdmin(AnalyzedMediaAdmin, admin.ModelAdmin):
         "analysis_thumbnail",
         "moderation_badge",
         "top_tags",
+        "alt_text",
+        "taggit_tags",
         "uploaded_at",
     ]
-    search_fields = ["title"]
+    search_fields = ["title", "alt_text"]
+    list_filter = ["tags"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Photo]:
+        """Fetch the taggit tags of the page in one query."""
+        return super().get_queryset(request).prefetch_related("tags")
+
+    @admin.display(description=_("tags (taggit)"))
+    def taggit_tags(self, obj: Photo) -> str:
+        """The photo's taggit tags: written back by the app, or by a person."""
+        return ", ".join(sorted(tag.name for tag in obj.tags.all())) or "–"
 
 
 @admin.register(Product)

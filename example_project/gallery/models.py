@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from taggit.managers import TaggableManager
 
 from django_cloudinary_analysis.mixins import AnalyzedMedia
 
@@ -14,6 +15,8 @@ class Photo(AnalyzedMedia):
     title = models.CharField(_("title"), max_length=200)
     image = models.ImageField(_("image"), upload_to="photos/")
     uploaded_at = models.DateTimeField(_("uploaded at"), auto_now_add=True)
+    alt_text = models.CharField(_("alt text"), max_length=200, blank=True)
+    tags = TaggableManager(blank=True)
 
     class Meta:
         ordering = ["pk"]
@@ -32,6 +35,11 @@ class Photo(AnalyzedMedia):
             "google_tagging",
             "captioning",
         ]
+        # Write-back: the caption becomes the alt text (offline there is no
+        # caption; gallery/receivers.py fills it from the text read, marked as
+        # such) and confident labels become taggit tags. A person's edits stay.
+        alt_text_field = "alt_text"
+        tags_field = "tags"
 
     def __str__(self) -> str:
         return self.title

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.utils.translation import gettext
+
 from django_cloudinary_analysis.models import (
     Analysis,
     AnalysisStatus,
@@ -42,6 +44,15 @@ class ReviewLowQuality(DefaultPolicy):
             return verdict
         kept = verdict.reasons if verdict.status == ModerationStatus.REVIEW else []
         return Verdict(ModerationStatus.REVIEW, [*kept, *low])
+
+    def describe(self, reason: Any) -> str | None:
+        """Word this policy's own reason; the app words the rest."""
+        if isinstance(reason, dict) and reason.get("rule") == "low_quality":
+            score = reason.get("score")
+            if isinstance(score, (int, float)):
+                return gettext("low quality %(score).2f") % {"score": score}
+            return gettext("low quality")
+        return None
 
     @staticmethod
     def low_quality(analysis: Analysis) -> dict[str, Any] | None:

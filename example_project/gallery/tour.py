@@ -14,7 +14,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db.models import Model
 from django.urls import NoReverseMatch, reverse
 
-from django_cloudinary_analysis import services
+from django_cloudinary_analysis import moderation, services
 from django_cloudinary_analysis.models import Analysis, AnalysisStatus
 from gallery.report import _raw_analysis
 
@@ -39,22 +39,22 @@ def _succeeded(objects: Iterable[Model], analysis_type: str) -> Iterator[Analysi
                 yield analysis
 
 
-def describe(reason: Any) -> str:
-    """Say one review reason in a few words."""
-    if not isinstance(reason, dict):
-        return str(reason)
-    rule = reason.get("rule")
-    if rule == "label":
-        confidence = reason.get("confidence")
-        score = "" if confidence is None else f" {float(confidence):.2f}"
-        return f"tagged {reason.get('label')!r}{score}"
-    if rule == "question_unknown":
-        return f"unsure: {reason.get('question')}"
-    if rule == "low_quality":
-        return f"low quality {float(reason.get('score') or 0):.2f}"
-    if rule == "analysis_not_succeeded":
-        return f"{reason.get('type')} {reason.get('status')}"
-    return str(rule)
+def _write_back(objects: Iterable[Model]) -> list[str]:
+    """One line: the alt text and taggit tags the app wrote on the objects."""
+    alt = [o for o in objects if getattr(o, "alt_text", "")]
+    tagged = [o for o in objects if hasattr(o, "tags") and o.tags.exists()]
+    if not alt and not tagged:
+        return []
+    parts = []
+    if tagged:
+        names = ", ".join(t.name for t in tagged[0].tags.order_by("name"))  # type: ignore[attr-defined]
+        parts.append(f"taggit tags on {len(tagged)} photos ({tagged[0]}: {names})")
+    if alt:
+        named = ", ".join(str(o) for o in alt[:2]) + (" …" if len(alt) > 2 else "")
+        parts.append(f"alt text on {len(alt)} ({named})")
+    else:
+        parts.append("no alt text (no caption, no text read)")
+    return ["  Written  " + "; ".join(parts)]
 
 
 def _url(base: str, name: str, *args: Any) -> str:
@@ -113,12 +113,18 @@ def lines(base: str, objects: list[Model]) -> list[str]:
     if low:
         named = ", ".join(f"{owner(a)} {q.get('score') or 0:.2f}" for a, q in low)
         out.append(f"  Quality  low: {named} — by {_model_of(low[0][0])}")
+    out.extend(_write_back(objects))
     waiting = [o for o in objects if getattr(o, "moderation_status", "") == "review"]
+    policy = moderation.get_policy()
     queue = _url(base, "admin:cloudinary_analysis_moderationdecision_changelist")
     out.append(f"  Review   {len(waiting)} waiting in {queue}")
     for obj in waiting[:MAX_NAMED]:
         decision = obj.moderation_history.first()  # type: ignore[attr-defined]
-        reasons = "; ".join(describe(r) for r in (decision.reasons if decision else []))
+        reasons = (
+            "; ".join(moderation.describe_decision(decision, policy))
+            if decision
+            else ""
+        )
         out.append(f"           {obj}: {reasons}")
     if len(waiting) > MAX_NAMED:
         out.append(f"           … and {len(waiting) - MAX_NAMED} more")

@@ -13,7 +13,7 @@ def home(request: HttpRequest) -> HttpResponse:
     """List photos and products with verdict, quality, text and tags."""
     items = [
         {"object": obj, "kind": "photo", "reports": field_reports(obj)}
-        for obj in Photo.objects.all()
+        for obj in Photo.objects.prefetch_related("tags")
     ] + [
         {"object": obj, "kind": "product", "reports": field_reports(obj)}
         for obj in Product.objects.all()
