@@ -13,7 +13,13 @@ class CloudinaryAnalysisConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django_cloudinary_analysis import checks, receivers, writeback
+        # Registers the Celery tasks, which services publish by name.
+        from django_cloudinary_analysis import (
+            checks,
+            receivers,
+            tasks,  # noqa: F401
+            writeback,
+        )
 
         checks.register()
         receivers.connect()

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.contenttypes.models import ContentType
-from django.db import connections, models
-from django.db.models.functions import Cast, Replace
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis.models import (
@@ -17,109 +14,20 @@ from django_cloudinary_analysis.models import (
     ModerationDecision,
     ModerationStatus,
 )
+from django_cloudinary_analysis.options import (  # noqa: F401  (re-exported)
+    AnalysisSpec,
+    analysis_config,
+    analysis_owner,
+    changed_fields,
+    content_type_for,
+    file_field_names,
+    file_snapshot,
+    object_id_expression,
+    stored_name,
+)
 
 if TYPE_CHECKING:
-    from django.db.models import Model
-
     from django_cloudinary_analysis.models import AnalysisQuerySet, MediaTagQuerySet
-
-
-@dataclass(frozen=True)
-class AnalysisSpec:
-    """One analysis type with its extras, as configured for a field."""
-
-    type: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-def _spec(item: Any) -> AnalysisSpec:
-    if isinstance(item, AnalysisSpec):
-        return item
-    if isinstance(item, str):
-        return AnalysisSpec(item, {})
-    if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str):
-        return AnalysisSpec(item[0], dict(item[1] or {}))
-    if isinstance(item, Mapping) and isinstance(item.get("type"), str):
-        params = {k: v for k, v in item.items() if k != "type"}
-        return AnalysisSpec(item["type"], params)
-    raise TypeError(
-        f"cannot read analysis {item!r}: use a type name, (type, extras) "
-        "or {'type': ..., **extras}"
-    )
-
-
-def file_field_names(model: type[Model]) -> list[str]:
-    """Names of the model's FileField/ImageField fields (or CloudinaryFields)."""
-    from django_cloudinary_analysis.sources import is_cloudinary_field
-
-    return [
-        f.name
-        for f in model._meta.concrete_fields
-        if isinstance(f, models.FileField) or is_cloudinary_field(f)
-    ]
-
-
-def analysis_config(model: type[Model]) -> dict[str, list[AnalysisSpec]]:
-    """Read a model's ``AnalysisMeta``: file field → analyses with extras.
-
-    ``fields`` is a list of field names (each gets ``analyses``) or a dict of
-    field name → analyses; ``analyses`` defaults to the DEFAULT_ANALYSES
-    setting. An analysis is a type name, ``(type, extras)`` or
-    ``{"type": ..., **extras}``.
-    """
-    from django_cloudinary_analysis.conf import app_settings
-
-    meta = getattr(model, "AnalysisMeta", None)
-    fields = getattr(meta, "fields", None)
-    default = getattr(meta, "analyses", None)
-    if default is None:
-        default = app_settings.DEFAULT_ANALYSES
-    if fields is None:
-        fields = file_field_names(model)
-    if isinstance(fields, Mapping):
-        items: Iterable[tuple[str, Any]] = fields.items()
-    else:
-        items = ((name, default) for name in fields)
-    return {name: [_spec(a) for a in analyses] for name, analyses in items}
-
-
-def analysis_owner(obj: Model) -> Any:
-    """The uploader: ``obj.get_analysis_owner()``, else ``AnalysisMeta.owner_field``."""
-    getter = getattr(obj, "get_analysis_owner", None)
-    if callable(getter):
-        return getter()
-    name = getattr(getattr(type(obj), "AnalysisMeta", None), "owner_field", None)
-    return getattr(obj, name, None) if name else None
-
-
-def stored_name(value: Any) -> str:
-    """The name a file field stores: FieldFile.name or a CloudinaryResource."""
-    if value is None:
-        return ""
-    name = getattr(value, "name", None)
-    if name is not None:
-        return name or ""
-    # pycloudinary's CloudinaryResource
-    public_id = getattr(value, "public_id", None)
-    if public_id:
-        version = getattr(value, "version", None)
-        return f"{public_id}@{version}" if version else str(public_id)
-    return str(value) if value else ""
-
-
-def object_id_expression(model: type[Model], using: str = "default") -> Any:
-    """An expression turning the text ``object_id`` into ``model``'s pk type."""
-    pk = model._meta.pk
-    assert pk is not None
-    if isinstance(pk, (models.CharField, models.TextField)):
-        return models.F("object_id")
-    if isinstance(pk, models.UUIDField) and connections[using].vendor != "postgresql":
-        # Other backends store UUIDs as 32 hex characters, without dashes.
-        return Replace(models.F("object_id"), models.Value("-"), models.Value(""))
-    target = pk.target_field if isinstance(pk, models.ForeignKey) else pk
-    if isinstance(target, (models.AutoField, models.BigAutoField)):
-        return Cast("object_id", models.BigIntegerField())
-    return Cast("object_id", target.__class__())
 
 
 class AnalyzedMediaQuerySet(models.QuerySet):
@@ -232,46 +140,6 @@ class AnalyzedMedia(models.Model):
         for analysis in self.analyses.succeeded():
             latest.setdefault((analysis.field_name, analysis.analysis_type), analysis)
         return latest
-
-
-def file_snapshot(instance: Model) -> dict[str, str]:
-    """Stored names of the configured file fields that are loaded."""
-    loaded = instance.__dict__
-    return {
-        name: stored_name(getattr(instance, name))
-        for name in analysis_config(type(instance))
-        if name in loaded
-    }
-
-
-def changed_fields(
-    instance: Model, update_fields: Iterable[str] | None = None
-) -> list[str]:
-    """Configured file fields whose stored name is new since the object loaded."""
-    config = analysis_config(type(instance))
-    names = list(config)
-    if update_fields is not None:
-        names = [n for n in names if n in set(update_fields)]
-    snapshot = getattr(instance, "_analysis_snapshot", None)
-    adding = instance._state.adding or snapshot is None
-    changed = []
-    for name in names:
-        if name not in instance.__dict__:
-            continue  # deferred: not loaded, so not written either
-        current = stored_name(getattr(instance, name))
-        if adding:
-            if current:
-                changed.append(name)
-        elif (
-            snapshot is not None and current and current != snapshot.get(name, current)
-        ):
-            changed.append(name)
-    return changed
-
-
-def content_type_for(obj: Model | type[Model]) -> ContentType:
-    """The content type rows of ``obj`` are stored under (its concrete model)."""
-    return ContentType.objects.get_for_model(obj)
 
 
 def media_models(*, proxies: bool = False) -> list[type[AnalyzedMedia]]:

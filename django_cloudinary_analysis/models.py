@@ -17,9 +17,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis.analyses import ANALYSIS_TYPES
+from django_cloudinary_analysis.querysets import ObjectQuerySet
 
 if TYPE_CHECKING:
-    from django.db.models import Model
+    pass
 
 
 ANALYSIS_TYPE_CHOICES = [(name, name) for name in sorted(ANALYSIS_TYPES)]
@@ -72,21 +73,6 @@ class ModerationStatus(models.TextChoices):
     APPROVED = "approved", _("approved")
     REJECTED = "rejected", _("rejected")
     REVIEW = "review", _("needs review")
-
-
-class ObjectQuerySet(models.QuerySet):
-    """Lookups by the generic (content type, object id) pair."""
-
-    def for_object(self, obj: Model) -> ObjectQuerySet:
-        """Rows that belong to ``obj``."""
-        return self.filter(
-            content_type=ContentType.objects.get_for_model(obj),
-            object_id=str(obj.pk),
-        )
-
-    def for_model(self, model: type[Model]) -> ObjectQuerySet:
-        """Rows that belong to objects of ``model``."""
-        return self.filter(content_type=ContentType.objects.get_for_model(model))
 
 
 class AnalysisQuerySet(ObjectQuerySet):

@@ -89,10 +89,11 @@ def queue(
 
 def enqueue(notification_id: int) -> None:
     """Hand the notification to a worker."""
-    from django_cloudinary_analysis.tasks import send_uploader_notification
+    from django_cloudinary_analysis.services.dispatch import registered_task
 
+    task = registered_task("cloudinary_analysis.send_uploader_notification")
     options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
-    send_uploader_notification.apply_async((notification_id,), **options)
+    task.apply_async((notification_id,), **options)
 
 
 def appeal_url(decision: ModerationDecision) -> str:

@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import connections, models
 from django.db.models import Exists, OuterRef
-from django.db.models.functions import Cast, Concat, Substr
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, filters
@@ -80,31 +78,6 @@ def get_object_filter() -> ObjectFilter | None:
             f"CLOUDINARY_ANALYSIS['API_OBJECT_FILTER'] names {path!r}, which "
             f"cannot be imported: {exc}"
         ) from exc
-
-
-def pk_as_text(model: type[Model], using: str = "default") -> Any:
-    """An expression rendering ``model``'s pk as the app stores it in object_id.
-
-    The app stores ``str(obj.pk)``; casting the pk (rather than the text
-    column) keeps the comparison valid on PostgreSQL for every content type.
-    """
-    pk = model._meta.pk
-    assert pk is not None
-    target = pk.target_field if isinstance(pk, models.ForeignKey) else pk
-    if isinstance(target, (models.CharField, models.TextField)):
-        return models.F("pk")
-    if (
-        isinstance(target, models.UUIDField)
-        and not connections[using].features.has_native_uuid_field
-    ):
-        # Stored as 32 hex digits: put back the dashes str(UUID) has.
-        parts: list[Any] = []
-        for start, length in ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12)):
-            if parts:
-                parts.append(models.Value("-"))
-            parts.append(Substr("pk", start, length))
-        return Concat(*parts, output_field=models.CharField())
-    return Cast("pk", models.CharField())
 
 
 # -- query parameters ---------------------------------------------------------

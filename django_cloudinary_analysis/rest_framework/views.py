@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from django_cloudinary_analysis import services
 from django_cloudinary_analysis.mixins import content_type_for, media_models
 from django_cloudinary_analysis.models import Analysis, ModerationDecision
+from django_cloudinary_analysis.options import pk_as_text
 from django_cloudinary_analysis.rest_framework import filters, pagination, parsers
 from django_cloudinary_analysis.rest_framework.fields import attach_media_tags
 from django_cloudinary_analysis.rest_framework.permissions import (
@@ -96,7 +97,7 @@ class CloudinaryAnalysisViewMixin:
         for model in media_models():
             ids = (
                 self.filter_objects(model._default_manager.all())
-                .annotate(_dca_oid=filters.pk_as_text(model, queryset.db))
+                .annotate(_dca_oid=pk_as_text(model, queryset.db))
                 .values("_dca_oid")
             )
             condition |= Q(content_type=content_type_for(model), object_id__in=ids)

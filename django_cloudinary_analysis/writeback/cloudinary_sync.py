@@ -189,14 +189,15 @@ def _create(obj: Model, field_name: str, asset: Asset, **fields: Any) -> Cloudin
 
 def enqueue(sync_id: int, countdown: float | None = None) -> None:
     """Send one push to the workers (the app's QUEUE, if set)."""
-    from django_cloudinary_analysis.tasks import sync_to_cloudinary
+    from django_cloudinary_analysis.services.dispatch import registered_task
 
+    task = registered_task("cloudinary_analysis.sync_to_cloudinary")
     options: dict[str, Any] = (
         {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
     )
     if countdown:
         options["countdown"] = countdown
-    sync_to_cloudinary.apply_async((sync_id,), **options)
+    task.apply_async((sync_id,), **options)
 
 
 # -- the task's work ----------------------------------------------------------------

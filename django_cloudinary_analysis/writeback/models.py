@@ -7,11 +7,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from django_cloudinary_analysis.models import (
-    Analysis,
-    ModerationDecision,
-    ObjectQuerySet,
-)
+from django_cloudinary_analysis.querysets import ObjectQuerySet
 
 
 class WrittenValue(models.Model):
@@ -101,7 +97,7 @@ class CloudinarySync(models.Model):
 
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
     analysis = models.ForeignKey(
-        Analysis,
+        "cloudinary_analysis.Analysis",
         null=True,
         blank=True,
         on_delete=models.CASCADE,
@@ -109,7 +105,7 @@ class CloudinarySync(models.Model):
         verbose_name=_("analysis"),
     )
     decision = models.ForeignKey(
-        ModerationDecision,
+        "cloudinary_analysis.ModerationDecision",
         null=True,
         blank=True,
         on_delete=models.CASCADE,

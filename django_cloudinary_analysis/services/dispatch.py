@@ -1,0 +1,117 @@
+"""Publishing to the workers: the only module that talks to Celery.
+
+Tasks are looked up by their registered names, so nothing in ``services``
+imports ``tasks`` (which imports ``services``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.models import (
+    Analysis,
+    AnalysisStatus,
+)
+
+if TYPE_CHECKING:
+    pass
+
+logger = logging.getLogger(__name__)
+
+
+#: The app's Celery tasks by their registered names (``tasks.py`` registers
+#: them; ``AppConfig.ready`` imports it), so this package never imports it.
+RUN_ANALYSIS = "cloudinary_analysis.run_analysis"
+DISPATCH_ANALYSES = "cloudinary_analysis.dispatch_analyses"
+POLL_REMOTE = "cloudinary_analysis.poll_remote"
+
+
+def registered_task(name: str) -> Any:
+    """The registered task ``name`` of the current Celery app."""
+    from celery import current_app
+
+    return current_app.tasks[name]
+
+
+#: ``scheme://user:password@`` in a broker error: keep the password out.
+_SECRET_IN_URL = re.compile(r"(\w+://[^:/@\s]*):[^@\s]*@")
+
+
+def enqueue_or_record(analysis_ids: Sequence[int], *, fan_out: bool = True) -> bool:
+    """Enqueue; when the broker refuses, log it and record it on the analyses.
+
+    Runs after the commit: raising would fail a request whose data is saved.
+    The analyses stay ``queued`` with the reason ``enqueue_failed`` until
+    ``recover_stuck`` (the periodic task or ``analyze_media --stuck``)
+    queues them again.
+    """
+    from kombu.exceptions import OperationalError
+
+    run_analysis = registered_task(RUN_ANALYSIS)
+
+    try:
+        enqueue(analysis_ids, fan_out=fan_out)
+    except Exception as exc:
+        if run_analysis.app.conf.task_always_eager and not isinstance(
+            exc, OperationalError
+        ):
+            raise  # in-process, this is the task's own error, not the broker's
+        reason = _SECRET_IN_URL.sub(r"\1***@", f"{type(exc).__name__}: {exc}")[:500]
+        logger.error(
+            "%d analyses could not be queued (%s); recover_stuck queues them again",
+            len(analysis_ids),
+            reason,
+            extra={"analysis_ids": list(analysis_ids)},
+        )
+        Analysis.objects.filter(
+            pk__in=list(analysis_ids), status=AnalysisStatus.QUEUED
+        ).update(
+            error_code="enqueue_failed",
+            error_message=f"the task could not be queued ({reason}); the "
+            "recover_stuck task or `analyze_media --stuck` queues it again",
+        )
+        return False
+    return True
+
+
+def enqueue(analysis_ids: Iterable[int], *, fan_out: bool = True) -> None:
+    """Send the analyses to the workers, one ``run_analysis`` task each.
+
+    One task per analysis keeps retries and parallelism per analysis. From
+    the web process (``fan_out``), several ids travel as one
+    ``dispatch_analyses`` message that a worker fans out, so a save pays for
+    one publish whatever the number of analyses. Messages published together
+    share a producer and, where kombu can batch (5.7+, Redis), one round trip.
+    """
+    run_analysis = registered_task(RUN_ANALYSIS)
+    dispatch_analyses = registered_task(DISPATCH_ANALYSES)
+
+    ids = list(analysis_ids)
+    options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+    eager = run_analysis.app.conf.task_always_eager
+    if fan_out and len(ids) > 1 and not eager:
+        dispatch_analyses.apply_async((ids,), **options)
+        return
+    if eager:
+        for analysis_id in ids:
+            run_analysis.apply_async((analysis_id,), **options)
+        return
+    with run_analysis.app.producer_or_acquire() as producer:
+        batch = getattr(producer, "batch", None)
+        with batch() if batch is not None else contextlib.nullcontext():
+            for analysis_id in ids:
+                run_analysis.apply_async((analysis_id,), producer=producer, **options)
+
+
+def enqueue_poll(analysis_id: int, countdown: float | None = None) -> None:
+    """Check the remote task once the poll interval (or ``countdown``) passed."""
+    poll_remote = registered_task(POLL_REMOTE)
+
+    options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+    if countdown is None:
+        countdown = app_settings.ASYNC_POLL_INTERVAL
+    poll_remote.apply_async((analysis_id,), countdown=countdown, **options)

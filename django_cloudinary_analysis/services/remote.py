@@ -1,0 +1,209 @@
+"""Async analyses: waiting for a webhook, polling, applying notifications."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from django_cloudinary_analysis import analyses as registry
+from django_cloudinary_analysis.backends.base import get_backend
+from django_cloudinary_analysis.client import (
+    Accepted,
+    AnalysisResult,
+    parse_limits,
+)
+from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.exceptions import (
+    AnalysisError,
+    UnexpectedResponse,
+)
+from django_cloudinary_analysis.models import (
+    Analysis,
+    AnalysisStatus,
+)
+from django_cloudinary_analysis.options import (
+    stored_name,
+)
+from django_cloudinary_analysis.services.dispatch import enqueue_poll
+from django_cloudinary_analysis.services.results import (
+    RunOutcome,
+    _finish,
+    _load_object,
+    apply_result,
+)
+
+if TYPE_CHECKING:
+    pass
+
+logger = logging.getLogger(__name__)
+
+
+def _notification_url(analysis_type: str, backend: Any) -> str | None:
+    if analysis_type not in app_settings.async_types or not backend.supports_async:
+        return None
+    if not registry.get(analysis_type).async_allowed:
+        return None
+    return app_settings.WEBHOOK_URL or None
+
+
+def _wait_for_webhook(analysis: Analysis, accepted: Accepted) -> RunOutcome:
+    Analysis.objects.filter(pk=analysis.pk, status=AnalysisStatus.RUNNING).update(
+        status=AnalysisStatus.WAITING,
+        remote_task_id=accepted.task_id,
+        request_id=(accepted.request_id or "")[:100],
+        error_code="",  # a retried attempt's reason no longer applies
+        error_message="",
+    )
+    transaction.on_commit(lambda: enqueue_poll(analysis.pk))
+    return RunOutcome(AnalysisStatus.WAITING)
+
+
+def poll(analysis_id: int) -> RunOutcome:
+    """Check a waiting analysis's remote task: fail it if failed or overdue."""
+    analysis = (
+        Analysis.objects.select_related("content_type")
+        .filter(pk=analysis_id, status=AnalysisStatus.WAITING)
+        .first()
+    )
+    if analysis is None or not analysis.remote_task_id:
+        return RunOutcome("noop")
+    started = analysis.started_at or analysis.created_at
+    overdue = timezone.now() - started > timedelta(seconds=app_settings.ASYNC_DEADLINE)
+    try:
+        status = get_backend().get_task_status(analysis.remote_task_id)
+    except AnalysisError as exc:
+        if exc.retryable and not overdue:
+            return RunOutcome("poll_error", retry_in=app_settings.ASYNC_POLL_INTERVAL)
+        if exc.retryable:
+            # The deadline holds during an outage too: never wait for ever.
+            return _finish(
+                analysis,
+                AnalysisStatus.FAILED,
+                code="overdue",
+                message=f"no result arrived within {app_settings.ASYNC_DEADLINE} s "
+                f"(remote status unknown: {exc})",
+                obj=_load_object(analysis),
+                from_statuses=(AnalysisStatus.WAITING,),
+            )
+        return _finish(
+            analysis,
+            AnalysisStatus.FAILED,
+            code=exc.code,
+            message=f"the remote task cannot be checked: {exc}",
+            obj=_load_object(analysis),
+            from_statuses=(AnalysisStatus.WAITING,),
+        )
+    if status.status == "failed":
+        return _finish(
+            analysis,
+            AnalysisStatus.FAILED,
+            code="remote_task_failed",
+            message="the API reports the analysis task failed",
+            obj=_load_object(analysis),
+            from_statuses=(AnalysisStatus.WAITING,),
+        )
+    if overdue:
+        return _finish(
+            analysis,
+            AnalysisStatus.FAILED,
+            code="overdue",
+            message=(
+                f"no result arrived within {app_settings.ASYNC_DEADLINE} s "
+                f"(remote status {status.status!r})"
+            ),
+            obj=_load_object(analysis),
+            from_statuses=(AnalysisStatus.WAITING,),
+        )
+    return RunOutcome("waiting", retry_in=app_settings.ASYNC_POLL_INTERVAL)
+
+
+def async_call_in_flight() -> bool:
+    """Whether a worker is sending an async analysis whose task id is unknown."""
+    return (
+        Analysis.objects.filter(
+            status=AnalysisStatus.RUNNING,
+            remote_task_id__isnull=True,
+            analysis_type__in=sorted(app_settings.async_types),
+        )
+        .only("pk")
+        .exists()
+    )
+
+
+def apply_notification(payload: dict[str, Any]) -> str:
+    """Apply a verified webhook body; return what happened (for the log).
+
+    Outcomes: ``applied``, ``failed`` (an error notification), ``duplicate``
+    (already final), ``unknown`` (no such task), ``ignored`` (another type).
+    """
+    if payload.get("notification_type") != "analyze":
+        return "ignored"
+    task_id = payload.get("task_id")
+    if not isinstance(task_id, str) or not task_id:
+        return "ignored"
+    analysis = (
+        Analysis.objects.select_related("content_type")
+        .filter(remote_task_id=task_id)
+        .first()
+    )
+    if analysis is None:
+        return "unknown"
+    if analysis.status != AnalysisStatus.WAITING:
+        return "duplicate"
+    obj = _load_object(analysis)
+    if obj is None or stored_name(getattr(obj, analysis.field_name, None)) != (
+        analysis.file_name
+    ):
+        _finish(
+            analysis,
+            AnalysisStatus.CANCELLED,
+            code="object_deleted" if obj is None else "content_replaced",
+            message="the object or its file changed while the analysis ran",
+            from_statuses=(AnalysisStatus.WAITING,),
+        )
+        return "cancelled"
+    error = payload.get("error")
+    if error:
+        if isinstance(error, dict):
+            detail = error.get("message") or error.get("code") or "unknown error"
+            code = str(error.get("code") or "remote_error")
+        else:
+            detail, code = str(error), "remote_error"
+        _finish(
+            analysis,
+            AnalysisStatus.FAILED,
+            code=code,
+            message=f"the API reports: {detail} (HTTP {payload.get('http_status')})",
+            obj=obj,
+            request_id=payload.get("request_id"),
+            from_statuses=(AnalysisStatus.WAITING,),
+        )
+        return "failed"
+    data = payload.get("data")
+    if not isinstance(data, dict) or not isinstance(data.get("analysis"), dict):
+        exc = UnexpectedResponse("the notification carries no data.analysis object")
+        _finish(
+            analysis,
+            AnalysisStatus.FAILED,
+            code=exc.code,
+            message=str(exc),
+            obj=obj,
+            from_statuses=(AnalysisStatus.WAITING,),
+        )
+        return "failed"
+    result = AnalysisResult(
+        analysis_type=analysis.analysis_type,
+        analysis=data["analysis"],
+        entity=data.get("entity"),
+        request_id=payload.get("request_id"),
+        limits=parse_limits(payload.get("limits")),
+        raw=payload,
+    )
+    applied = apply_result(
+        analysis, result, obj=obj, from_statuses=(AnalysisStatus.WAITING,)
+    )
+    return "applied" if applied else "duplicate"

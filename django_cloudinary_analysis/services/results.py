@@ -1,0 +1,252 @@
+"""What ends a run: a result, its tags and the verdict stored; errors,
+retries and deferrals."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from django_cloudinary_analysis import analyses as registry
+from django_cloudinary_analysis import signals
+from django_cloudinary_analysis.client import (
+    AnalysisResult,
+    RetryPolicy,
+)
+from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.exceptions import (
+    AnalysisError,
+    RateLimitError,
+)
+from django_cloudinary_analysis.models import (
+    Analysis,
+    AnalysisStatus,
+    MediaTag,
+)
+from django_cloudinary_analysis.services.quota import record_limits
+from django_cloudinary_analysis.services.verdicts import _lock_object, update_verdict
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """What ``run`` or ``poll`` did; ``retry_in`` asks the task to come back."""
+
+    status: str
+    retry_in: float | None = None
+
+
+def _load_object(analysis: Analysis) -> Model | None:
+    model = analysis.content_type.model_class()
+    if model is None:
+        return None
+    return model._default_manager.filter(pk=analysis.object_id).first()
+
+
+def apply_result(
+    analysis: Analysis,
+    result: AnalysisResult,
+    *,
+    obj: Model | None = None,
+    from_statuses: Sequence[str] = (AnalysisStatus.RUNNING, AnalysisStatus.WAITING),  # type: ignore[assignment]
+) -> bool:
+    """Store a result, its tags and the new verdict in one transaction.
+
+    Idempotent: returns False (and changes nothing) when the analysis is no
+    longer in one of ``from_statuses``, e.g. on a repeated webhook.
+    """
+    kind = registry.get(analysis.analysis_type)
+    try:
+        normalised = kind.normalise(result.analysis, analysis.params)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        return (
+            _finish(
+                analysis,
+                AnalysisStatus.FAILED,
+                code="malformed_result",
+                message=f"the API's answer could not be read: {exc}",
+                obj=obj,
+                from_statuses=from_statuses,
+            ).status
+            == AnalysisStatus.FAILED
+        )
+    if obj is None:
+        obj = _load_object(analysis)
+    threshold = app_settings.TAG_MIN_CONFIDENCE or 0.0
+    tags = [
+        MediaTag(
+            name=t.name[:255],
+            label=str(t.label)[:255],
+            confidence=t.confidence,
+            source=t.source or analysis.analysis_type,
+            box=t.box,
+        )
+        for t in normalised.tags
+        if t.confidence is None or t.confidence >= threshold
+    ]
+    summary = {
+        "answers": normalised.answers,
+        "responses": normalised.responses,
+        "caption": normalised.caption,
+        "quality": (
+            {
+                "word": normalised.quality.word,
+                "score": normalised.quality.score,
+                "confidence": normalised.quality.confidence,
+            }
+            if normalised.quality
+            else None
+        ),
+    }
+    with transaction.atomic():
+        if obj is not None:
+            _lock_object(obj)
+        updated = Analysis.objects.filter(
+            pk=analysis.pk, status__in=list(from_statuses)
+        ).update(
+            status=AnalysisStatus.SUCCEEDED,
+            result=summary,
+            raw=result.raw if app_settings.STORE_RAW else None,
+            request_id=(result.request_id or "")[:100],
+            finished_at=timezone.now(),
+            error_code="",
+            error_message="",
+        )
+        if not updated:
+            return False
+        _replace_tags(analysis, tags)
+        record_limits(result.limits)
+        analysis.refresh_from_db()
+        if obj is not None:
+            update_verdict(obj)
+        _after_commit_finished(analysis)
+    return True
+
+
+def _replace_tags(analysis: Analysis, tags: list[MediaTag]) -> None:
+    MediaTag.objects.filter(
+        content_type_id=analysis.content_type_id,
+        object_id=analysis.object_id,
+        field_name=analysis.field_name,
+        analysis__analysis_type=analysis.analysis_type,
+    ).delete()
+    for tag in tags:
+        tag.analysis_id = analysis.pk
+        tag.content_type_id = analysis.content_type_id
+        tag.object_id = analysis.object_id
+        tag.field_name = analysis.field_name
+    MediaTag.objects.bulk_create(tags)
+
+
+def _handle_error(analysis: Analysis, exc: AnalysisError, obj: Model) -> RunOutcome:
+    if isinstance(exc, RateLimitError):
+        record_limits(exc.limits, blocked_hint=exc.retry_after)
+    if exc.status == AnalysisStatus.SKIPPED:
+        return _finish(
+            analysis, AnalysisStatus.SKIPPED, code=exc.code, message=str(exc), obj=obj
+        )
+    if exc.retryable and analysis.attempts < app_settings.MAX_ATTEMPTS:
+        delay = retry_delay(analysis.attempts, exc.retry_after)
+        Analysis.objects.filter(pk=analysis.pk, status=AnalysisStatus.RUNNING).update(
+            status=AnalysisStatus.RETRYING,
+            error_code=exc.code[:100],
+            error_message=f"{exc} (attempt {analysis.attempts}, retrying in "
+            f"{delay:.0f} s)",
+            request_id=(exc.request_id or "")[:100],
+        )
+        logger.info(
+            "analysis %s: %s, retry in %.1f s",
+            analysis.pk,
+            exc.code,
+            delay,
+            extra={"analysis_id": analysis.pk, "error_code": exc.code},
+        )
+        return RunOutcome(AnalysisStatus.RETRYING, retry_in=delay)
+    message = str(exc)
+    if exc.retryable:
+        message += f" (gave up after {analysis.attempts} attempts)"
+    return _finish(
+        analysis,
+        AnalysisStatus.FAILED,
+        code=exc.code,
+        message=message,
+        obj=obj,
+        request_id=exc.request_id,
+    )
+
+
+def retry_delay(attempt: int, retry_after: float | None = None) -> float:
+    """Seconds before the next attempt: backoff with jitter, or the server's
+    ``retry_after`` when it asks for longer, never above RETRY_BACKOFF_MAX."""
+    cap = float(app_settings.RETRY_BACKOFF_MAX)
+    policy = RetryPolicy(base=float(app_settings.RETRY_BACKOFF), cap=cap)
+    hint = AnalysisError(retry_after=retry_after) if retry_after is not None else None
+    return min(policy.delay(attempt, hint), cap)
+
+
+def _finish(
+    analysis: Analysis,
+    status: str,
+    *,
+    code: str = "",
+    message: str = "",
+    obj: Model | None = None,
+    request_id: str | None = None,
+    from_statuses: Sequence[str] = (AnalysisStatus.RUNNING,),  # type: ignore[assignment]
+) -> RunOutcome:
+    """Put an analysis in a final state with a reason, then re-decide."""
+    with transaction.atomic():
+        if obj is not None:
+            _lock_object(obj)
+        fields: dict[str, Any] = {
+            "status": status,
+            "error_code": code[:100],
+            "error_message": message,
+            "finished_at": timezone.now(),
+        }
+        if request_id:
+            fields["request_id"] = request_id[:100]
+        updated = Analysis.objects.filter(
+            pk=analysis.pk, status__in=list(from_statuses)
+        ).update(**fields)
+        if not updated:
+            return RunOutcome("noop")
+        analysis.refresh_from_db()
+        if obj is not None and status != AnalysisStatus.CANCELLED:
+            update_verdict(obj)
+        _after_commit_finished(analysis)
+    log = logger.warning if status == AnalysisStatus.FAILED else logger.info
+    log(
+        "analysis %s %s: %s",
+        analysis.pk,
+        status,
+        message,
+        extra={"analysis_id": analysis.pk, "error_code": code},
+    )
+    return RunOutcome(status)
+
+
+def _after_commit_finished(analysis: Analysis) -> None:
+    transaction.on_commit(
+        lambda: signals.analysis_finished.send(sender=Analysis, analysis=analysis)
+    )
+
+
+def _defer(analysis: Analysis, code: str, reason: str, delay: float) -> RunOutcome:
+    """Put a claimed analysis back for later; waiting is not an attempt."""
+    Analysis.objects.filter(pk=analysis.pk, status=AnalysisStatus.RUNNING).update(
+        status=AnalysisStatus.RETRYING,
+        attempts=F("attempts") - 1,
+        error_code=code,
+        error_message=reason,
+    )
+    return RunOutcome(code, retry_in=delay)

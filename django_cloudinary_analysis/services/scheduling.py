@@ -1,0 +1,266 @@
+"""Scheduling: which analyses an object's files need, queued after commit;
+recovery of lost messages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from django_cloudinary_analysis.backends.base import get_backend
+from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.models import (
+    Analysis,
+    AnalysisStatus,
+    MediaTag,
+    ModerationDecision,
+    ModerationStatus,
+    params_hash,
+)
+from django_cloudinary_analysis.options import (
+    AnalysisSpec,
+    analysis_config,
+    content_type_for,
+    stored_name,
+)
+from django_cloudinary_analysis.services.dispatch import enqueue_or_record, enqueue_poll
+from django_cloudinary_analysis.services.verdicts import _record_decision
+
+if TYPE_CHECKING:
+    from django.db.models import Model
+
+logger = logging.getLogger(__name__)
+
+
+#: How scheduling treats (field, type, extras) combinations already analysed.
+RERUN_MISSING = "missing"  # only combinations never analysed for this file
+
+
+RERUN_FAILED = "failed"  # only those whose newest analysis failed or was skipped
+
+
+RERUN_UNSUCCESSFUL = "unsuccessful"  # missing, failed or skipped
+
+
+RERUN_ALL = "all"  # everything, and never reuse an earlier result (force)
+
+
+def effective_params(spec: AnalysisSpec) -> dict[str, Any]:
+    """The extras sent for ``spec``, with site defaults filled in."""
+    params = dict(spec.params)
+    if spec.type == "ai_vision_moderation" and not params.get("rejection_questions"):
+        params["rejection_questions"] = list(app_settings.REJECTION_QUESTIONS)
+    return params
+
+
+def schedule(
+    obj: Model,
+    *,
+    fields: Iterable[str] | None = None,
+    types: Iterable[str] | None = None,
+    force: bool = False,
+) -> list[Analysis]:
+    """Queue analyses of one object that have not succeeded for its files."""
+    return schedule_many(
+        [obj],
+        fields=fields,
+        types=types,
+        rerun=RERUN_ALL if force else RERUN_UNSUCCESSFUL,
+    )
+
+
+def schedule_many(
+    objs: Sequence[Model],
+    *,
+    fields: Iterable[str] | None = None,
+    types: Iterable[str] | None = None,
+    rerun: str = RERUN_UNSUCCESSFUL,
+    new_content: bool = False,
+    dry_run: bool = False,
+) -> list[Analysis]:
+    """Create queued Analysis rows for ``objs`` and enqueue them on commit.
+
+    Runs a constant number of queries whatever the number of objects: one to
+    read what exists (skipped when ``new_content``), one ``bulk_create``.
+    """
+    if not objs:
+        return []
+    model = type(objs[0])
+    config = analysis_config(model)
+    ct = content_type_for(model)
+    field_filter = set(fields) if fields is not None else None
+    type_filter = set(types) if types is not None else None
+    backend_name = get_backend().name
+
+    latest: dict[tuple[str, str, str, str, str], str] = {}
+    if not new_content and rerun != RERUN_ALL:
+        rows = (
+            Analysis.objects.filter(
+                content_type=ct, object_id__in=[str(o.pk) for o in objs]
+            )
+            .exclude(status=AnalysisStatus.CANCELLED)
+            .order_by("created_at", "pk")
+            .values_list(
+                "object_id",
+                "field_name",
+                "file_name",
+                "analysis_type",
+                "params_hash",
+                "status",
+            )
+        )
+        for oid, fname, file_name, atype, phash, status in rows:
+            latest[(oid, fname, file_name, atype, phash)] = status  # newest wins
+
+    unsuccessful = {AnalysisStatus.FAILED, AnalysisStatus.SKIPPED}
+    planned: list[Analysis] = []
+    for obj in objs:
+        oid = str(obj.pk)
+        for field_name, specs in config.items():
+            if field_filter is not None and field_name not in field_filter:
+                continue
+            file_name = stored_name(getattr(obj, field_name, None))
+            if not file_name:
+                continue
+            for spec in specs:
+                if type_filter is not None and spec.type not in type_filter:
+                    continue
+                params = effective_params(spec)
+                phash = params_hash(params)
+                status = latest.get((oid, field_name, file_name, spec.type, phash))
+                if rerun == RERUN_MISSING and status is not None:
+                    continue
+                if rerun == RERUN_FAILED and status not in unsuccessful:
+                    continue
+                if (
+                    rerun == RERUN_UNSUCCESSFUL
+                    and status is not None
+                    and status not in unsuccessful
+                ):
+                    continue
+                planned.append(
+                    Analysis(
+                        content_type=ct,
+                        object_id=oid,
+                        field_name=field_name,
+                        file_name=file_name,
+                        analysis_type=spec.type,
+                        params=params,
+                        params_hash=phash,
+                        backend=backend_name,
+                        allow_reuse=rerun != RERUN_ALL,
+                    )
+                )
+    if dry_run or not planned:
+        return planned
+    created = Analysis.objects.bulk_create(planned)
+    ids = [a.pk for a in created]
+    transaction.on_commit(lambda: enqueue_or_record(ids))
+    return created
+
+
+def recover_stuck(
+    *, queued_after: float | None = None, running_after: float | None = None
+) -> dict[str, int]:
+    """Queue again the analyses whose message was lost; return counts by status.
+
+    ``queued``: not claimed ``queued_after`` seconds (STUCK_AFTER) after they
+    were created, or at once when their publish failed. ``running`` /
+    ``retrying``: claimed by a worker that gave no news for
+    ``running_after`` seconds (RUNNING_TIMEOUT), put back to ``queued``.
+    ``waiting``: past the async deadline, polled so they end as overdue.
+    The claim is a conditional UPDATE, so a message that survives beside the
+    new one finds nothing to claim: nothing is paid twice.
+    """
+    now = timezone.now()
+    if queued_after is None:
+        queued_after = app_settings.STUCK_AFTER
+    if running_after is None:
+        running_after = app_settings.RUNNING_TIMEOUT
+    queued_cutoff = now - timedelta(seconds=queued_after)
+    running_cutoff = now - timedelta(seconds=running_after)
+    retry_cutoff = running_cutoff - timedelta(seconds=app_settings.RETRY_BACKOFF_MAX)
+    stuck = Analysis.objects.filter(
+        Q(status=AnalysisStatus.QUEUED)
+        & (Q(created_at__lte=queued_cutoff) | Q(error_code="enqueue_failed"))
+    )
+    queued = list(stuck.values_list("pk", flat=True))
+    lost = Analysis.objects.filter(
+        Q(status=AnalysisStatus.RUNNING, started_at__lte=running_cutoff)
+        | Q(status=AnalysisStatus.RETRYING, started_at__lte=retry_cutoff)
+    )
+    taken = list(lost.values_list("pk", "status"))
+    counts = {"queued": len(queued), "running": 0, "retrying": 0, "waiting": 0}
+    for analysis_id, status in taken:
+        # Conditional: a worker that answers meanwhile keeps its analysis.
+        if (
+            Analysis.objects.filter(
+                pk=analysis_id, status=status, started_at__lte=running_cutoff
+            )
+            .exclude(status=AnalysisStatus.RETRYING, started_at__gt=retry_cutoff)
+            .update(
+                status=AnalysisStatus.QUEUED,
+                error_code="worker_lost",
+                error_message=f"no news from its worker for {running_after:.0f} s; "
+                "queued again by recover_stuck",
+            )
+        ):
+            counts[status] += 1
+            queued.append(analysis_id)
+    if queued:
+        transaction.on_commit(lambda: enqueue_or_record(queued))
+    overdue = now - timedelta(seconds=app_settings.ASYNC_DEADLINE + queued_after)
+    waiting = list(
+        Analysis.objects.filter(
+            status=AnalysisStatus.WAITING, started_at__lte=overdue
+        ).values_list("pk", flat=True)
+    )
+    for analysis_id in waiting:
+        transaction.on_commit(lambda i=analysis_id: enqueue_poll(i, countdown=0))  # type: ignore[misc]
+    counts["waiting"] = len(waiting)
+    if any(counts.values()):
+        logger.warning("recover_stuck queued analyses again: %s", counts)
+    return counts
+
+
+def content_changed(
+    obj: Model,
+    fields: Sequence[str],
+    *,
+    previous_status: str,
+    status_written: bool,
+    created: bool = False,
+) -> list[Analysis]:
+    """React to new files on ``obj``: reset its verdict and queue analyses.
+
+    Called after the object's row was saved; ``status_written`` says whether
+    that save already wrote ``moderation_status = pending``. A new object has
+    no verdict to reset, so nothing is recorded for it.
+    """
+    if created:
+        return schedule_many([obj], fields=fields, new_content=True)
+    note = "new content in " + ", ".join(fields)
+    _record_decision(
+        obj,
+        ModerationStatus.PENDING,
+        previous=previous_status,
+        source=ModerationDecision.Source.SYSTEM,
+        reasons=[{"rule": "content_changed", "fields": list(fields)}],
+        note=note,
+        write_status=not status_written,
+    )
+    return schedule_many([obj], fields=fields, new_content=True)
+
+
+def forget(obj: Model) -> None:
+    """Delete every analysis, tag and decision of a deleted object."""
+    ct = content_type_for(obj)
+    oid = str(obj.pk)
+    MediaTag.objects.filter(content_type=ct, object_id=oid).delete()
+    Analysis.objects.filter(content_type=ct, object_id=oid).delete()
+    ModerationDecision.objects.filter(content_type=ct, object_id=oid).delete()

@@ -1,0 +1,310 @@
+"""Verdicts: the policy's automatic decision, human decisions, and where
+they follow content."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+
+from django_cloudinary_analysis import signals
+from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.models import (
+    Analysis,
+    AnalysisStatus,
+    ModerationDecision,
+    ModerationStatus,
+    params_hash,
+)
+from django_cloudinary_analysis.moderation import get_policy
+from django_cloudinary_analysis.options import (
+    analysis_config,
+    content_type_for,
+    stored_name,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+    from django.db.models import Model
+
+logger = logging.getLogger(__name__)
+
+
+def _lock_object(obj: Model) -> None:
+    """Serialise verdict updates per object (a row lock where supported)."""
+    type(obj)._default_manager.select_for_update().filter(pk=obj.pk).values_list(
+        "pk", flat=True
+    ).first()
+
+
+def current_analyses(obj: Model) -> list[Analysis]:
+    """The newest analysis per (field, type) for the object's current files."""
+    names = {
+        field: stored_name(getattr(obj, field, None))
+        for field in analysis_config(type(obj))
+    }
+    seen: set[tuple[str, str]] = set()
+    current = []
+    rows = (
+        Analysis.objects.for_object(obj)
+        .exclude(status=AnalysisStatus.CANCELLED)
+        .prefetch_related("tags")
+    )
+    for analysis in rows:  # newest first
+        if names.get(analysis.field_name) != analysis.file_name:
+            continue
+        key = (analysis.field_name, analysis.analysis_type)
+        if key in seen:
+            continue
+        seen.add(key)
+        current.append(analysis)
+    return current
+
+
+def update_verdict(obj: Model) -> ModerationDecision | None:
+    """Recompute the automatic verdict unless a human decision pins it.
+
+    A human verdict standing on identical content comes first (see
+    ``_standing_human_decision``).
+    """
+    latest = ModerationDecision.objects.for_object(obj).first()
+    if latest is not None and latest.pins_verdict:
+        return None
+    analyses = current_analyses(obj)
+    followed = _follow_human_decision(obj, analyses, latest)
+    if followed is not None:
+        return followed
+    verdict = get_policy().decide(analyses)
+    if verdict is None:
+        return None
+    old = latest.status if latest is not None else obj.moderation_status  # type: ignore[attr-defined]
+    if latest is not None and old == verdict.status:
+        return None
+    return _record_decision(
+        obj,
+        verdict.status,
+        previous=old,
+        source=ModerationDecision.Source.AUTO,
+        reasons=verdict.reasons,
+    )
+
+
+def verdict_content_key(analyses: Iterable[Analysis]) -> str:
+    """The content a verdict on these analyses judges ("" while unknown).
+
+    One file: its content key. Several: a digest of their keys in field
+    order. Unknown until a worker computed the key of every file.
+    """
+    keys: dict[str, str] = {}
+    for analysis in analyses:
+        keys.setdefault(analysis.field_name, "")
+        if analysis.content_key:
+            keys[analysis.field_name] = analysis.content_key
+    if not keys or not all(keys.values()):
+        return ""
+    if len(keys) == 1:
+        return next(iter(keys.values()))
+    joined = "\n".join(f"{name}={key}" for name, key in sorted(keys.items()))
+    return "files:" + params_hash({"keys": joined})
+
+
+def _follow_human_decision(
+    obj: Model, analyses: list[Analysis], latest: ModerationDecision | None
+) -> ModerationDecision | None:
+    """Apply the human verdict standing on the same content, if there is one.
+
+    Not after a reviewer released this object's current content: then the
+    policy decides.
+    """
+    key = verdict_content_key(analyses)
+    if not key:
+        return None
+    if latest is not None and _released_since_new_content(obj):
+        return None
+    origin = _standing_human_decision(obj, key)
+    if origin is None:
+        return None
+    reviewer = origin.decided_by
+    who = reviewer.get_username() if reviewer is not None else "a reviewer"
+    return _record_decision(
+        obj,
+        origin.status,
+        previous=latest.status if latest is not None else obj.moderation_status,  # type: ignore[attr-defined]
+        source=ModerationDecision.Source.HUMAN,
+        reasons=[
+            {
+                "rule": "follows_content",
+                "decision": origin.pk,
+                "status": origin.status,
+                "object": f"{origin.content_type_id}:{origin.object_id}",
+                "by": getattr(reviewer, "pk", None),
+                "content_key": key,
+            }
+        ],
+        note=f"follows decision {origin.pk} ({origin.status} by {who}) "
+        "on identical content",
+        user=reviewer,
+        content_key=key,
+        follows=origin,
+    )
+
+
+def _released_since_new_content(obj: Model) -> bool:
+    for decision in ModerationDecision.objects.for_object(obj).only(
+        "source", "reasons"
+    ):  # newest first
+        if decision.source == ModerationDecision.Source.SYSTEM:
+            return False
+        if any(r.get("rule") == "released" for r in decision.reasons or ()):
+            return True
+    return False
+
+
+def _standing_human_decision(obj: Model, key: str) -> ModerationDecision | None:
+    """The human verdict on content ``key`` that still stands on another object.
+
+    It stands while it is the newest decision of its object (a new file, a
+    release or a later decision ends it). A rejection wins over an approval;
+    approvals count unless HUMAN_APPROVAL_FOLLOWS_CONTENT is off.
+    """
+    statuses = [ModerationStatus.REJECTED]
+    if app_settings.HUMAN_APPROVAL_FOLLOWS_CONTENT:
+        statuses.append(ModerationStatus.APPROVED)
+    candidates = (
+        ModerationDecision.objects.filter(
+            content_key=key,
+            source=ModerationDecision.Source.HUMAN,
+            status__in=statuses,
+        )
+        .exclude(content_type=content_type_for(obj), object_id=str(obj.pk))
+        .select_related("decided_by")
+        .order_by("-decided_at", "-pk")
+    )
+    found: ModerationDecision | None = None
+    for candidate in candidates[:50]:
+        newest = (
+            ModerationDecision.objects.filter(
+                content_type_id=candidate.content_type_id,
+                object_id=candidate.object_id,
+            )
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if newest != candidate.pk:
+            continue
+        if candidate.status == ModerationStatus.REJECTED:
+            return candidate
+        found = found or candidate
+    return found
+
+
+def _record_decision(
+    obj: Model,
+    status: str,
+    *,
+    previous: str,
+    source: str,
+    reasons: list[dict[str, Any]] | None = None,
+    note: str = "",
+    user: AbstractBaseUser | None = None,
+    write_status: bool = True,
+    content_key: str = "",
+    follows: ModerationDecision | None = None,
+) -> ModerationDecision:
+    decision = ModerationDecision.objects.create(
+        content_type=content_type_for(obj),
+        object_id=str(obj.pk),
+        status=status,
+        previous_status=previous,
+        source=source,
+        decided_by=user if user is not None and user.is_authenticated else None,
+        reasons=reasons or [],
+        note=note,
+        content_key=content_key,
+        follows=follows,
+    )
+    if write_status:
+        type(obj)._default_manager.filter(pk=obj.pk).update(moderation_status=status)
+    obj.moderation_status = status  # type: ignore[attr-defined]
+    if previous != status:
+        transaction.on_commit(
+            lambda: signals.moderation_changed.send(
+                sender=type(obj),
+                instance=obj,
+                old=previous,
+                new=status,
+                decision=decision,
+            )
+        )
+    return decision
+
+
+def approve(
+    obj: Model, user: AbstractBaseUser | None = None, note: str = ""
+) -> ModerationDecision:
+    """Approve ``obj`` by hand; the verdict stands until its content changes."""
+    return _human_decision(obj, ModerationStatus.APPROVED, user, note)
+
+
+def reject(
+    obj: Model, user: AbstractBaseUser | None = None, note: str = ""
+) -> ModerationDecision:
+    """Reject ``obj`` by hand; the verdict stands until its content changes."""
+    return _human_decision(obj, ModerationStatus.REJECTED, user, note)
+
+
+def send_to_review(
+    obj: Model, user: AbstractBaseUser | None = None, note: str = ""
+) -> ModerationDecision:
+    """Put ``obj`` in the review queue by hand ("review", pinned like a verdict).
+
+    No automatic verdict replaces it; the next approval or rejection does.
+    """
+    return _human_decision(obj, ModerationStatus.REVIEW, user, note)
+
+
+def _human_decision(
+    obj: Model, status: str, user: AbstractBaseUser | None, note: str
+) -> ModerationDecision:
+    with transaction.atomic():
+        _lock_object(obj)
+        previous = (
+            type(obj)
+            ._default_manager.filter(pk=obj.pk)
+            .values_list("moderation_status", flat=True)
+            .first()
+        ) or ModerationStatus.PENDING
+        return _record_decision(
+            obj,
+            status,
+            previous=previous,
+            source=ModerationDecision.Source.HUMAN,
+            reasons=[{"rule": "human"}],
+            note=note,
+            user=user,
+            # Later uploads of the same content follow this verdict.
+            content_key=verdict_content_key(current_analyses(obj)),
+        )
+
+
+def release(
+    obj: Model, user: AbstractBaseUser | None = None, note: str = ""
+) -> ModerationDecision | None:
+    """Drop a human pin and let the policy decide again from the results."""
+    with transaction.atomic():
+        _lock_object(obj)
+        previous = obj.moderation_status  # type: ignore[attr-defined]
+        verdict = get_policy().decide(current_analyses(obj))
+        status = verdict.status if verdict is not None else ModerationStatus.PENDING
+        return _record_decision(
+            obj,
+            status,
+            previous=previous,
+            source=ModerationDecision.Source.AUTO,
+            reasons=(verdict.reasons if verdict else [])
+            + [{"rule": "released", "by": getattr(user, "pk", None)}],
+            note=note,
+            user=user,
+        )
