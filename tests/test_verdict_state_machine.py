@@ -102,6 +102,13 @@ class FakeBroker:
         """Polls: the memory backend never answers 202."""
 
 
+def _has_results(pk: int) -> bool:
+    """Whether a row of ``pk`` carries a result that a copy could reuse."""
+    return Analysis.objects.filter(
+        object_id=str(pk), status=AnalysisStatus.SUCCEEDED
+    ).exists()
+
+
 class VerdictMachine(RuleBasedStateMachine):
     """Objects, copies held in memory, decisions and a flaky broker."""
 
@@ -247,6 +254,7 @@ class VerdictMachine(RuleBasedStateMachine):
     def delete(self, pk: int) -> None:
         if not self._exists(pk):
             return
+        carried = _has_results(pk)
         with capture():
             Photo.objects.filter(pk=pk).delete()
         del self.seed[pk]
@@ -256,7 +264,11 @@ class VerdictMachine(RuleBasedStateMachine):
         for seed, holders in self.holders.items():
             if pk in holders:
                 holders.discard(pk)
-                self.forgotten[seed] += not holders
+                # Paying again is right once the last row carrying the result
+                # is gone: copies still queued hold the content but no result.
+                self.forgotten[seed] += carried and not any(
+                    _has_results(other) for other in holders
+                )
 
     @rule(down=st.booleans())
     def broker_state(self, down: bool) -> None:
