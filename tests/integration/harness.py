@@ -182,16 +182,41 @@ def clear_rows() -> None:
     from django.contrib.admin.models import LogEntry
     from django.contrib.auth.models import Group, User
     from django.contrib.sessions.models import Session
+    from taggit.models import Tag, TaggedItem
 
     from django_cloudinary_analysis.models import (
         Analysis,
+        Appeal,
         MediaTag,
         ModerationDecision,
+        Notification,
         QuotaState,
+        ReviewClaim,
+        StatementOfReasons,
     )
-    from tests.models import Article, Photo, PlainPhoto, SlugPhoto, UUIDPhoto
+    from django_cloudinary_analysis.writeback.models import (
+        CloudinarySync,
+        WrittenValue,
+    )
+    from tests.models import (
+        Article,
+        CloudPhoto,
+        OwnedPhoto,
+        Photo,
+        PlainPhoto,
+        SlugPhoto,
+        TaggedPhoto,
+        UUIDPhoto,
+    )
 
+    # Rows that point at decisions and analyses go first.
     models = [
+        Notification,
+        Appeal,
+        StatementOfReasons,
+        CloudinarySync,
+        WrittenValue,
+        ReviewClaim,
         MediaTag,
         ModerationDecision,
         Analysis,
@@ -208,6 +233,11 @@ def clear_rows() -> None:
         SlugPhoto,
         Article,
         PlainPhoto,
+        TaggedItem,
+        Tag,
+        TaggedPhoto,
+        CloudPhoto,
+        OwnedPhoto,
     ]
     for model in models:
         qs = model._default_manager.all()
