@@ -71,7 +71,7 @@ def _populate(analyses: int) -> dict[str, Any]:
 
     from bench.benchapp.models import MediaPhoto
     from django_cloudinary_analysis.models import params_hash
-    from django_cloudinary_analysis.services import effective_params
+    from django_cloudinary_analysis.options import effective_params
     from tests.support.api_samples import sample_response
 
     _common.migrate()

@@ -24,7 +24,6 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
@@ -190,14 +189,13 @@ def _relative_url_warnings() -> list[checks.CheckMessage]:
     django-cloudinary-storage's configures itself on first use.
     """
     from django_cloudinary_analysis.conf import app_settings
-    from django_cloudinary_analysis.mixins import AnalyzedMedia, analysis_config
+    from django_cloudinary_analysis.mixins import media_models
+    from django_cloudinary_analysis.options import analysis_config
 
     if app_settings.MEDIA_BASE_URL:
         return []
     seen: dict[str, str] = {}
-    for model in apps.get_models():
-        if not issubclass(model, AnalyzedMedia) or model._meta.abstract:
-            continue
+    for model in media_models(proxies=True):
         try:
             field_names = list(analysis_config(model))
         except (TypeError, ValueError, ImproperlyConfigured):
@@ -269,69 +267,65 @@ def check_models(
 
     from django_cloudinary_analysis import analyses
     from django_cloudinary_analysis.exceptions import InvalidParameters
-    from django_cloudinary_analysis.mixins import AnalyzedMedia, analysis_config
-    from django_cloudinary_analysis.services import effective_params
+    from django_cloudinary_analysis.mixins import media_models
+    from django_cloudinary_analysis.options import analysis_config, effective_params
     from django_cloudinary_analysis.sources import is_cloudinary_field
 
     errors: list[checks.CheckMessage] = []
-    configs = app_configs or apps.get_app_configs()
-    for app_config in configs:
-        for model in app_config.get_models():
-            if not issubclass(model, AnalyzedMedia):
-                continue
-            label = model._meta.label
+    for model in media_models(proxies=True, app_configs=app_configs or None):
+        label = model._meta.label
+        try:
+            config = analysis_config(model)
+        except (TypeError, ValueError, ImproperlyConfigured) as exc:
+            errors.append(
+                checks.Error(
+                    f"{label}.AnalysisMeta cannot be read: {exc}",
+                    obj=model,
+                    id=ID.format("E007"),
+                )
+            )
+            continue
+        for field_name, specs in config.items():
             try:
-                config = analysis_config(model)
-            except (TypeError, ValueError, ImproperlyConfigured) as exc:
+                field = model._meta.get_field(field_name)
+                is_file = isinstance(field, models.FileField) or (
+                    is_cloudinary_field(field)
+                )
+            except FieldDoesNotExist:
+                is_file = False
+            if not is_file:
                 errors.append(
                     checks.Error(
-                        f"{label}.AnalysisMeta cannot be read: {exc}",
+                        f"{label}.AnalysisMeta names {field_name!r}, which is not "
+                        "a file field of the model.",
+                        hint="List FileField, ImageField or CloudinaryField names.",
                         obj=model,
-                        id=ID.format("E007"),
+                        id=ID.format("E006"),
                     )
                 )
-                continue
-            for field_name, specs in config.items():
-                try:
-                    field = model._meta.get_field(field_name)
-                    is_file = isinstance(field, models.FileField) or (
-                        is_cloudinary_field(field)
-                    )
-                except FieldDoesNotExist:
-                    is_file = False
-                if not is_file:
+            for spec in specs:
+                if spec.type not in analyses.ANALYSIS_TYPES:
                     errors.append(
                         checks.Error(
-                            f"{label}.AnalysisMeta names {field_name!r}, which is not "
-                            "a file field of the model.",
-                            hint="List FileField, ImageField or CloudinaryField names.",
+                            f"{label}.AnalysisMeta: unknown analysis type "
+                            f"{spec.type!r} for {field_name!r}.",
+                            hint=_types_hint(),
                             obj=model,
-                            id=ID.format("E006"),
+                            id=ID.format("E003"),
                         )
                     )
-                for spec in specs:
-                    if spec.type not in analyses.ANALYSIS_TYPES:
-                        errors.append(
-                            checks.Error(
-                                f"{label}.AnalysisMeta: unknown analysis type "
-                                f"{spec.type!r} for {field_name!r}.",
-                                hint=_types_hint(),
-                                obj=model,
-                                id=ID.format("E003"),
-                            )
+                    continue
+                try:
+                    analyses.validate_extras(spec.type, effective_params(spec))
+                except InvalidParameters as exc:
+                    errors.append(
+                        checks.Error(
+                            f"{label}.AnalysisMeta: {spec.type} on "
+                            f"{field_name!r}: {exc}",
+                            obj=model,
+                            id=ID.format("E004"),
                         )
-                        continue
-                    try:
-                        analyses.validate_extras(spec.type, effective_params(spec))
-                    except InvalidParameters as exc:
-                        errors.append(
-                            checks.Error(
-                                f"{label}.AnalysisMeta: {spec.type} on "
-                                f"{field_name!r}: {exc}",
-                                obj=model,
-                                id=ID.format("E004"),
-                            )
-                        )
+                    )
     return errors
 
 
@@ -364,49 +358,45 @@ def check_writeback(
     from django.db import models
 
     from django_cloudinary_analysis.conf import app_settings
-    from django_cloudinary_analysis.mixins import AnalyzedMedia, analysis_config
+    from django_cloudinary_analysis.mixins import media_models
+    from django_cloudinary_analysis.options import analysis_config
     from django_cloudinary_analysis.writeback import options
 
     errors: list[checks.CheckMessage] = []
-    for app_config in app_configs or apps.get_app_configs():
-        for model in app_config.get_models():
-            if not issubclass(model, AnalyzedMedia):
-                continue
-            label = model._meta.label
+    for model in media_models(proxies=True, app_configs=app_configs or None):
+        label = model._meta.label
+        try:
+            types = {s.type for specs in analysis_config(model).values() for s in specs}
+        except (TypeError, ValueError, ImproperlyConfigured):
+            types = set()  # E007 reports it
+        alt = options.alt_text_field(model)
+        if alt:
             try:
-                types = {
-                    s.type for specs in analysis_config(model).values() for s in specs
-                }
-            except (TypeError, ValueError, ImproperlyConfigured):
-                types = set()  # E007 reports it
-            alt = options.alt_text_field(model)
-            if alt:
-                try:
-                    field: Any = model._meta.get_field(alt)
-                except FieldDoesNotExist:
-                    field = None
-                if not isinstance(field, (models.CharField, models.TextField)):
-                    errors.append(
-                        checks.Error(
-                            f"{label}.AnalysisMeta.alt_text_field = {alt!r} is not a "
-                            "CharField or TextField of the model.",
-                            obj=model,
-                            id=ID.format("E020"),
-                        )
+                field: Any = model._meta.get_field(alt)
+            except FieldDoesNotExist:
+                field = None
+            if not isinstance(field, (models.CharField, models.TextField)):
+                errors.append(
+                    checks.Error(
+                        f"{label}.AnalysisMeta.alt_text_field = {alt!r} is not a "
+                        "CharField or TextField of the model.",
+                        obj=model,
+                        id=ID.format("E020"),
                     )
-                elif options.CAPTION_TYPE not in types:
-                    errors.append(
-                        checks.Warning(
-                            f"{label}.AnalysisMeta.alt_text_field is set but no file "
-                            "field is analysed with 'captioning'.",
-                            hint="Add 'captioning' to the model's analyses.",
-                            obj=model,
-                            id=ID.format("W020"),
-                        )
+                )
+            elif options.CAPTION_TYPE not in types:
+                errors.append(
+                    checks.Warning(
+                        f"{label}.AnalysisMeta.alt_text_field is set but no file "
+                        "field is analysed with 'captioning'.",
+                        hint="Add 'captioning' to the model's analyses.",
+                        obj=model,
+                        id=ID.format("W020"),
                     )
-            tags = options.tags_field(model)
-            if tags:
-                errors.extend(_check_tags_field(model, tags, types))
+                )
+        tags = options.tags_field(model)
+        if tags:
+            errors.extend(_check_tags_field(model, tags, types))
     errors.extend(_check_writeback_settings(app_settings))
     return errors
 

@@ -27,6 +27,8 @@ from django_cloudinary_analysis.options import (  # noqa: F401  (re-exported)
 )
 
 if TYPE_CHECKING:
+    from django.apps import AppConfig
+
     from django_cloudinary_analysis.models import AnalysisQuerySet, MediaTagQuerySet
 
 
@@ -142,17 +144,25 @@ class AnalyzedMedia(models.Model):
         return latest
 
 
-def media_models(*, proxies: bool = False) -> list[type[AnalyzedMedia]]:
+def media_models(
+    *, proxies: bool = False, app_configs: Iterable[AppConfig] | None = None
+) -> list[type[AnalyzedMedia]]:
     """Every installed concrete model that uses the ``AnalyzedMedia`` mixin.
 
     Proxy models share their concrete model's rows and content type, so they
     are left out unless ``proxies`` (signal receivers need them: a proxy
-    instance's save is sent with the proxy class).
+    instance's save is sent with the proxy class). ``app_configs`` limits the
+    search to those apps (system checks are run per app).
     """
     from django.apps import apps
 
+    models_ = (
+        [m for config in app_configs for m in config.get_models()]
+        if app_configs is not None
+        else apps.get_models()
+    )
     return [
         model
-        for model in apps.get_models()
+        for model in models_
         if issubclass(model, AnalyzedMedia) and (proxies or not model._meta.proxy)
     ]

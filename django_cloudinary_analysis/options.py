@@ -185,3 +185,13 @@ def pk_as_text(model: type[Model], using: str = "default") -> Any:
             parts.append(Substr("pk", start, length))
         return Concat(*parts, output_field=models.CharField())
     return Cast("pk", models.CharField())
+
+
+def effective_params(spec: AnalysisSpec) -> dict[str, Any]:
+    """The extras sent for ``spec``, with site defaults filled in."""
+    from django_cloudinary_analysis.conf import app_settings
+
+    params = dict(spec.params)
+    if spec.type == "ai_vision_moderation" and not params.get("rejection_questions"):
+        params["rejection_questions"] = list(app_settings.REJECTION_QUESTIONS)
+    return params

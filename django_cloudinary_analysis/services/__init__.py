@@ -16,6 +16,7 @@ Callers use the names re-exported here: ``services.schedule(...)``.
 
 from __future__ import annotations
 
+from django_cloudinary_analysis.options import effective_params
 from django_cloudinary_analysis.services.dispatch import (
     enqueue,
     enqueue_or_record,
@@ -42,7 +43,6 @@ from django_cloudinary_analysis.services.scheduling import (
     RERUN_MISSING,
     RERUN_UNSUCCESSFUL,
     content_changed,
-    effective_params,
     forget,
     recover_stuck,
     schedule,

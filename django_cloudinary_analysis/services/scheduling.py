@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import Q
@@ -23,9 +23,9 @@ from django_cloudinary_analysis.models import (
     params_hash,
 )
 from django_cloudinary_analysis.options import (
-    AnalysisSpec,
     analysis_config,
     content_type_for,
+    effective_params,
     stored_name,
 )
 from django_cloudinary_analysis.services.dispatch import enqueue_or_record, enqueue_poll
@@ -48,14 +48,6 @@ RERUN_UNSUCCESSFUL = "unsuccessful"  # missing, failed or skipped
 
 
 RERUN_ALL = "all"  # everything, and never reuse an earlier result (force)
-
-
-def effective_params(spec: AnalysisSpec) -> dict[str, Any]:
-    """The extras sent for ``spec``, with site defaults filled in."""
-    params = dict(spec.params)
-    if spec.type == "ai_vision_moderation" and not params.get("rejection_questions"):
-        params["rejection_questions"] = list(app_settings.REJECTION_QUESTIONS)
-    return params
 
 
 def schedule(
