@@ -158,3 +158,37 @@ class UnexpectedResponse(APIError):
     def __init__(self, message: str = "", *, retryable: bool = False, **kw: Any):
         super().__init__(message, **kw)
         self.retryable = retryable
+
+
+# -- the app's own refusals (webhooks, review, appeals, Cloudinary sync) ------
+
+
+class InvalidSignature(AnalysisError):
+    """A notification's signature or timestamp does not check out.
+
+    ``code`` names the reason (``missing_headers``, ``bad_timestamp``,
+    ``stale``, ``future``, ``bad_signature``, ``mismatch``); the text never
+    contains the signature or the secret.
+    """
+
+    default_code = "invalid_signature"
+
+
+class UndoRefused(AnalysisError):
+    """The decision cannot be undone (too late, not yours, or superseded)."""
+
+
+class AppealError(AnalysisError):
+    """An appeal the app refuses, with a reason fit for the uploader."""
+
+    def __init__(self, message: Any, code: str) -> None:
+        super().__init__(str(message), code=code)
+        self.message = message  # kept lazy: translated where it is shown
+
+
+class SyncError(AnalysisError):
+    """A failed Cloudinary call, translated from pycloudinary's exceptions."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message, code=code)
+        self.retryable = retryable

@@ -21,7 +21,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from django_cloudinary_analysis import services
-from django_cloudinary_analysis.exceptions import AnalysisError
+from django_cloudinary_analysis.exceptions import (
+    UndoRefused,
+)
 from django_cloudinary_analysis.models import (
     ModerationDecision,
     ModerationStatus,
@@ -40,10 +42,6 @@ CLAIM_TTL = timedelta(minutes=5)
 UNDO_WINDOW = timedelta(seconds=60)
 
 ObjectKey = tuple[int, str]
-
-
-class UndoRefused(AnalysisError):
-    """The decision cannot be undone (too late, not yours, or superseded)."""
 
 
 def claim(

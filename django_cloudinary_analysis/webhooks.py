@@ -23,7 +23,9 @@ from django.views.decorators.http import require_POST
 
 from django_cloudinary_analysis import payloads, services
 from django_cloudinary_analysis.conf import app_settings
-from django_cloudinary_analysis.exceptions import AnalysisError
+from django_cloudinary_analysis.exceptions import (
+    InvalidSignature,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +42,6 @@ FINAL_OUTCOMES = frozenset(
 
 # Longer than any Unix time for millennia; keeps int() off huge inputs.
 _MAX_TIMESTAMP_DIGITS = 12
-
-
-class InvalidSignature(AnalysisError):
-    """A notification's signature or timestamp does not check out.
-
-    ``code`` names the reason (``missing_headers``, ``bad_timestamp``,
-    ``stale``, ``future``, ``bad_signature``, ``mismatch``); the text never
-    contains the signature or the secret.
-    """
-
-    default_code = "invalid_signature"
 
 
 class _Secret:

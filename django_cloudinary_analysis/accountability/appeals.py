@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis import services, signals
 from django_cloudinary_analysis.accountability.models import Appeal, AppealStatus
+from django_cloudinary_analysis.exceptions import AppealError
 from django_cloudinary_analysis.mixins import analysis_owner, content_type_for
 from django_cloudinary_analysis.models import ModerationDecision, ModerationStatus
 
@@ -28,15 +29,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 NOTE_MAX_LENGTH = 5000
-
-
-class AppealError(Exception):
-    """An appeal the app refuses, with a reason fit for the uploader."""
-
-    def __init__(self, message: Any, code: str) -> None:
-        super().__init__(str(message))
-        self.message = message
-        self.code = code
 
 
 def is_owner(obj: Model, user: Any) -> bool:

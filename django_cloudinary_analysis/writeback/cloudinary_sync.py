@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from django_cloudinary_analysis.client import RetryPolicy
 from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.exceptions import SyncError
 from django_cloudinary_analysis.mixins import analysis_config
 from django_cloudinary_analysis.models import (
     AnalysisStatus,
@@ -75,15 +76,6 @@ class SyncOutcome:
 
     status: str
     retry_in: float | None = None
-
-
-class SyncError(Exception):
-    """A failed Cloudinary call, translated from pycloudinary's exceptions."""
-
-    def __init__(self, code: str, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
-        self.code = code
-        self.retryable = retryable
 
 
 def asset_for(obj: Model, field_name: str) -> Asset | None:
