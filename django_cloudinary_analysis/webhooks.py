@@ -35,11 +35,6 @@ TIMESTAMP_HEADER = "X-Cld-Timestamp"
 #: Digest algorithms a site may list in ``WEBHOOK_ALGORITHMS``.
 SUPPORTED_ALGORITHMS = frozenset({"sha1", "sha256", "sha512"})
 
-#: ``apply_notification`` outcomes; all of them end Cloudinary's retries.
-FINAL_OUTCOMES = frozenset(
-    {"applied", "failed", "duplicate", "unknown", "ignored", "cancelled"}
-)
-
 # Longer than any Unix time for millennia; keeps int() off huge inputs.
 _MAX_TIMESTAMP_DIGITS = 12
 
@@ -250,7 +245,6 @@ def webhook(request: HttpRequest) -> HttpResponse:
             task_id,
             extra=extra,
         )
-    else:
-        log = logger.info if outcome in FINAL_OUTCOMES else logger.warning
-        log("webhook for task %s: %s", task_id, outcome, extra=extra)
+    else:  # applied, failed, duplicate or cancelled: every outcome is final
+        logger.info("webhook for task %s: %s", task_id, outcome, extra=extra)
     return JsonResponse({"status": outcome})
