@@ -23,9 +23,11 @@ from django_cloudinary_analysis.models import (
     QuotaState,
 )
 from tests.models import OwnedPhoto
-from tests.test_admin_browser import WAIT
+from tests.test_admin_browser import (
+    WAIT,
+    browsers,  # noqa: F401 (the fixture it needs)
+)
 from tests.test_admin_browser import browser as _browser  # noqa: F401 (fixture)
-from tests.test_admin_browser import browsers as _browsers  # noqa: F401 (fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
