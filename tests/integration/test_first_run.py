@@ -190,6 +190,15 @@ class Site:
         raise AssertionError(f"analyses did not finish: {rows}\n{self.worker_log()}")
 
 
+def site_broker(redis_server: RedisServer) -> str:
+    """A Redis database of the site's own.
+
+    The session's other workers listen on database 0 of the same server for
+    the same task names: they would take the site's messages and find no rows.
+    """
+    return redis_server.url.rsplit("/", 1)[0] + "/9"
+
+
 def make_site(venv: Path, root: Path, broker_url: str) -> Site:
     """``startproject`` + ``startapp`` + the README's Quick start blocks."""
     root.mkdir()
@@ -237,7 +246,7 @@ def test_readme_site_with_file_system_storage(
     redis_server: RedisServer,
     fake_api: FakeAnalyzeAPI,
 ) -> None:
-    site = make_site(user_venv, tmp_path / "site", redis_server.url)
+    site = make_site(user_venv, tmp_path / "site", site_broker(redis_server))
     point_at_contract_server(site, fake_api)
     site.run("makemigrations", "photos")
     migrated = site.run("migrate")  # no credentials anywhere yet
@@ -349,7 +358,7 @@ def test_readme_site_with_django_cloudinary_storage(
     fake_api: FakeAnalyzeAPI,
 ) -> None:
     pip(user_venv, "django-cloudinary-storage")
-    site = make_site(user_venv, tmp_path / "site", redis_server.url)
+    site = make_site(user_venv, tmp_path / "site", site_broker(redis_server))
     storage_settings = readme_block(
         "# settings.py (django-cloudinary-storage, as its documentation configures it)"
     )
