@@ -132,6 +132,10 @@ def celery_settings(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
             # Sweep for unacknowledged messages every second, not every 100 s.
             "unacked_restore_interval": 1,
             "unacked_restore_throttle": 1,
+            # A worker killed during a sweep leaves the sweep's lock behind:
+            # by default for 300 s, longer than the tests wait for the
+            # redelivery (seen as one analysis left queued after a SIGKILL).
+            "unacked_mutex_expire": max(1, int(seconds)),
         }
     return values
 
