@@ -114,15 +114,24 @@ IMPORT_STRINGS = (
 
 
 def import_setting(name: str) -> Any:
-    """Import what an import-string setting names (a list stays a list; None)."""
+    """Import what an import-string setting names (a list stays a list; None).
+
+    Like DRF's settings, an object given directly instead of its path is
+    returned as it is.
+    """
     if name not in IMPORT_STRINGS:
         raise KeyError(f"{name!r} is not an import-string setting")
     value = app_settings._get(name)
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
-        return [_import_path(name, str(item)) for item in value]
-    return _import_path(name, str(value))
+        return [resolve_import(name, item) for item in value]
+    return resolve_import(name, value)
+
+
+def resolve_import(name: str, value: Any) -> Any:
+    """A dotted path is imported; a class or callable given as such is kept."""
+    return _import_path(name, value) if isinstance(value, str) else value
 
 
 @lru_cache(maxsize=32)
@@ -394,15 +403,18 @@ class AppSettings:
     # -- REST API -------------------------------------------------------------
 
     @property
-    def API_PERMISSION_CLASSES(self) -> list[str] | None:
-        """Import paths of DRF permission classes (None: staff only)."""
+    def API_PERMISSION_CLASSES(self) -> list[Any] | None:
+        """DRF permission classes or their import paths (None: staff only)."""
         value = self._get("API_PERMISSION_CLASSES")
-        return None if value is None else [str(v) for v in value]
+        if value is None:
+            return None
+        return [value] if isinstance(value, str) else list(value)
 
     @property
-    def API_OBJECT_FILTER(self) -> str | None:
-        """Import path of ``f(request, queryset) -> queryset``, or None."""
-        return _optional_str(self._get("API_OBJECT_FILTER"))
+    def API_OBJECT_FILTER(self) -> Any:
+        """``f(request, queryset) -> queryset`` or its import path, or None."""
+        value = self._get("API_OBJECT_FILTER")
+        return None if value in (None, "") else value
 
     @property
     def API_PAGE_SIZE(self) -> int | None:

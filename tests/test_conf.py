@@ -203,3 +203,27 @@ def test_import_strings_resolve_in_one_place(settings):
         import_setting("API_OBJECT_FILTER")
     with pytest.raises(KeyError):
         import_setting("QUEUE")
+
+
+def test_import_setting_keeps_objects_given_instead_of_paths(settings):
+    """Like DRF's settings: a class or callable may be given directly."""
+    from django_cloudinary_analysis.backends.memory import MemoryBackend
+
+    def visible(request, queryset):
+        return queryset
+
+    settings.CLOUDINARY_ANALYSIS = {
+        "API_PERMISSION_CLASSES": [
+            MemoryBackend,
+            "django_cloudinary_analysis.backends.memory.MemoryBackend",
+        ],
+        "API_OBJECT_FILTER": visible,
+    }
+    assert import_setting("API_PERMISSION_CLASSES") == [MemoryBackend] * 2
+    assert import_setting("API_OBJECT_FILTER") is visible
+    settings.CLOUDINARY_ANALYSIS = {
+        "API_PERMISSION_CLASSES": "django_cloudinary_analysis.backends.memory.MemoryBackend"
+    }
+    assert app_settings.API_PERMISSION_CLASSES == [
+        "django_cloudinary_analysis.backends.memory.MemoryBackend"
+    ]

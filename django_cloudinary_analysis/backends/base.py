@@ -9,7 +9,6 @@ from typing import IO, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import Storage
-from django.utils.module_loading import import_string
 
 from django_cloudinary_analysis.client import (
     Accepted,
@@ -133,9 +132,13 @@ class Backend:
 
 def get_backend(path: str | None = None) -> Backend:
     """Instantiate the configured backend (or the one at ``path``)."""
-    from django_cloudinary_analysis.conf import app_settings, import_setting
+    from django_cloudinary_analysis.conf import (
+        app_settings,
+        import_setting,
+        resolve_import,
+    )
 
-    cls = import_string(path) if path else import_setting("BACKEND")
+    cls = resolve_import("BACKEND", path) if path else import_setting("BACKEND")
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise ImproperlyConfigured(
             f"CLOUDINARY_ANALYSIS['BACKEND'] = {cls!r} is not a Backend subclass"

@@ -13,14 +13,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
-from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, filters
 
 from django_cloudinary_analysis.analyses import normalise_name
-from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.conf import import_setting
 from django_cloudinary_analysis.mixins import AnalyzedMedia, content_type_for
 from django_cloudinary_analysis.models import (
     ANALYSIS_TYPE_CHOICES,
@@ -65,19 +64,8 @@ def resolve_media_model(label: str) -> type[Model] | None:
 
 
 def get_object_filter() -> ObjectFilter | None:
-    """Import the ``API_OBJECT_FILTER`` callable, or None when unset."""
-    path = app_settings.API_OBJECT_FILTER
-    if not path:
-        return None
-    if callable(path):
-        return path  # type: ignore[no-any-return]
-    try:
-        return import_string(path)  # type: ignore[no-any-return]
-    except ImportError as exc:
-        raise ImproperlyConfigured(
-            f"CLOUDINARY_ANALYSIS['API_OBJECT_FILTER'] names {path!r}, which "
-            f"cannot be imported: {exc}"
-        ) from exc
+    """The ``API_OBJECT_FILTER`` callable, or None when unset."""
+    return import_setting("API_OBJECT_FILTER")  # type: ignore[no-any-return]
 
 
 # -- query parameters ---------------------------------------------------------

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.core.exceptions import ImproperlyConfigured
-from django.utils.module_loading import import_string
 from rest_framework import permissions
 
-from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.conf import import_setting
 from django_cloudinary_analysis.models import (  # re-exported for the views
     REANALYZE_PERMISSION as REANALYZE_PERMISSION,
 )
@@ -33,24 +31,10 @@ DEFAULT_PERMISSION_CLASSES: tuple[type[permissions.BasePermission], ...] = (
 
 def api_permission_classes() -> list[type[permissions.BasePermission]]:
     """The base permission classes: the setting's, else staff only."""
-    configured = app_settings.API_PERMISSION_CLASSES
+    configured = import_setting("API_PERMISSION_CLASSES")
     if configured is None:
         return list(DEFAULT_PERMISSION_CLASSES)
-    if isinstance(configured, str):
-        configured = [configured]
-    classes = []
-    for item in configured:
-        if not isinstance(item, str):
-            classes.append(item)
-            continue
-        try:
-            classes.append(import_string(item))
-        except ImportError as exc:
-            raise ImproperlyConfigured(
-                f"CLOUDINARY_ANALYSIS['API_PERMISSION_CLASSES'] names {item!r}, "
-                f"which cannot be imported: {exc}"
-            ) from exc
-    return classes
+    return configured if isinstance(configured, list) else [configured]
 
 
 class HasActionPermission(permissions.BasePermission):

@@ -19,7 +19,7 @@ def connect() -> None:
     from django.db.models.signals import post_delete
 
     from django_cloudinary_analysis import signals
-    from django_cloudinary_analysis.mixins import AnalyzedMedia
+    from django_cloudinary_analysis.mixins import media_models
     from django_cloudinary_analysis.writeback import receivers
 
     signals.analysis_finished.connect(
@@ -28,12 +28,11 @@ def connect() -> None:
     signals.moderation_changed.connect(
         receivers.moderation_changed, dispatch_uid=DISPATCH_PREFIX + ":moderation"
     )
-    for model in apps.get_models():
-        if issubclass(model, AnalyzedMedia) and not model._meta.abstract:
-            post_delete.connect(
-                receivers.object_deleted,
-                sender=model,
-                dispatch_uid=f"{DISPATCH_PREFIX}:{model._meta.label_lower}:del",
-            )
+    for model in media_models(proxies=True):
+        post_delete.connect(
+            receivers.object_deleted,
+            sender=model,
+            dispatch_uid=f"{DISPATCH_PREFIX}:{model._meta.label_lower}:del",
+        )
     if apps.is_installed("django.contrib.admin"):
         from django_cloudinary_analysis.writeback import admin  # noqa: F401
