@@ -221,9 +221,6 @@ def test_import_setting_keeps_objects_given_instead_of_paths(settings):
     }
     assert import_setting("API_PERMISSION_CLASSES") == [MemoryBackend] * 2
     assert import_setting("API_OBJECT_FILTER") is visible
-    settings.CLOUDINARY_ANALYSIS = {
-        "API_PERMISSION_CLASSES": "django_cloudinary_analysis.backends.memory.MemoryBackend"
-    }
-    assert app_settings.API_PERMISSION_CLASSES == [
-        "django_cloudinary_analysis.backends.memory.MemoryBackend"
-    ]
+    one = "django_cloudinary_analysis.backends.memory.MemoryBackend"
+    settings.CLOUDINARY_ANALYSIS = {"API_PERMISSION_CLASSES": one}
+    assert [one] == app_settings.API_PERMISSION_CLASSES

@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import include, path
 from django.utils.log import AdminEmailHandler
+from django.views import debug as django_debug
 
 from django_cloudinary_analysis import services, tasks, webhooks
 from django_cloudinary_analysis.backends import cloudinary
@@ -191,3 +192,57 @@ def test_failure_inside_the_backend_and_the_task(
     texts = reports(settings, mails, lambda c: c.get(f"/run/{pks.pop()}/"))
 
     assert_clean(texts, "in run_analysis", "in _run_claimed", *frames)
+
+
+def url_setting_page(settings: Any, mails: list[Any]) -> list[str]:
+    """Reports of a failure on a site with the secret inside URL settings."""
+    # Django caches the filter instance; setting changes do not clear it.
+    django_debug.get_default_exception_reporter_filter.cache_clear()
+    settings.CLOUDINARY_URL = f"cloudinary://{API_KEY}:{SECRET}@demo"
+    settings.CELERY_BROKER_URL = f"redis://:{SECRET}@localhost:6379/0"
+
+    def fail(client: Client) -> Any:
+        url = settings.CLOUDINARY_URL  # noqa: F841 - a frame variable
+        return client.get("/run/0/")
+
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(tasks.run_analysis, "delay", boom)
+            return reports(settings, mails, fail)
+    finally:
+        django_debug.get_default_exception_reporter_filter.cache_clear()
+
+
+def test_url_passwords_show_without_the_filter(settings: Any, mails: list[Any]) -> None:
+    """Django hides settings by name only: CLOUDINARY_URL's value shows."""
+    texts = url_setting_page(settings, mails)
+    assert SECRET in texts[0]
+
+
+def test_filter_hides_passwords_inside_urls(settings: Any, mails: list[Any]) -> None:
+    settings.DEFAULT_EXCEPTION_REPORTER_FILTER = (
+        "django_cloudinary_analysis.error_reports.SafeExceptionReporterFilter"
+    )
+    texts = url_setting_page(settings, mails)
+    assert_clean(texts, "in run_task")
+    assert f"cloudinary://{API_KEY}:********************@demo" in texts[0]
+    assert "redis://:********************@localhost:6379/0" in texts[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cloudinary://k:s3cr3t@demo", "cloudinary://k:***@demo"),
+        ("postgres://u:p%40ss@db:5432/x", "postgres://u:***@db:5432/x"),
+        (
+            "a redis://:pw@h/0 and amqp://g:g@r//",
+            "a redis://:***@h/0 and amqp://g:***@r//",
+        ),
+        ("https://example.com/a:b@c", "https://example.com/a:b@c"),
+        ("user:pw@host", "user:pw@host"),
+    ],
+)
+def test_hide_url_passwords(text: str, expected: str) -> None:
+    from django_cloudinary_analysis.error_reports import hide_url_passwords
+
+    assert hide_url_passwords(text, "***") == expected

@@ -18,6 +18,15 @@ DEBUG = os.environ.get("DCA_SEC_DEBUG") == "1"
 ADMINS = [("Admin", "admin@example.com")]
 EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
 EMAIL_FILE_PATH = os.environ.get("DCA_SEC_MAIL_DIR", "/tmp/dca-sec-mail")
+# Sites keep their credentials in URL-valued settings too: Django hides
+# settings by name only, the app's filter hides the password inside the URL.
+CLOUDINARY_URL = (
+    f"cloudinary://{_ANALYSIS.get('API_KEY', 'key')}:"
+    f"{_ANALYSIS.get('API_SECRET', 'tests-api-secret-value')}@demo"
+)
+DEFAULT_EXCEPTION_REPORTER_FILTER = (
+    "django_cloudinary_analysis.error_reports.SafeExceptionReporterFilter"
+)
 CLOUDINARY_ANALYSIS = {
     **_ANALYSIS,
     "API_OBJECT_FILTER": "tests.integration.security_settings.own_photos",
