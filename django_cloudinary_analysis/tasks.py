@@ -83,8 +83,11 @@ def sync_to_cloudinary(self, sync_id: int) -> str:  # type: ignore[no-untyped-de
 
 @shared_task(name="cloudinary_analysis.recover_stuck", ignore_result=True)
 def recover_stuck() -> dict[str, int]:
-    """Queue again analyses whose message was lost (add it to Celery beat)."""
-    return services.recover_stuck()
+    """Queue again the analyses, pushes and emails whose message was lost or
+    whose worker died (add it to Celery beat)."""
+    from django_cloudinary_analysis import recovery
+
+    return recovery.recover_stuck()
 
 
 @shared_task(

@@ -133,6 +133,7 @@ class NotificationStatus(models.TextChoices):
     """Where one email to an uploader stands."""
 
     PENDING = "pending", _("pending")
+    SENDING = "sending", _("sending")
     SENT = "sent", _("sent")
     RETRYING = "retrying", _("retrying")
     FAILED = "failed", _("failed")
@@ -177,6 +178,7 @@ class Notification(models.Model):
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     error = models.TextField(_("reason"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
 
     class Meta:

@@ -87,13 +87,15 @@ def queue(
     return notification
 
 
-def enqueue(notification_id: int) -> None:
-    """Hand the notification to a worker."""
-    from django_cloudinary_analysis.services.dispatch import registered_task
+NOTIFY_TASK = "cloudinary_analysis.send_uploader_notification"
 
-    task = registered_task("cloudinary_analysis.send_uploader_notification")
-    options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
-    task.apply_async((notification_id,), **options)
+
+def enqueue(notification_id: int) -> None:
+    """Hand the notification to a worker (a refusing broker leaves it pending
+    for ``recover_stuck``)."""
+    from django_cloudinary_analysis.services.dispatch import publish
+
+    publish(NOTIFY_TASK, notification_id)
 
 
 def appeal_url(decision: ModerationDecision) -> str:
@@ -140,15 +142,17 @@ def render(notification: Notification) -> tuple[str, str, str]:
 
 def deliver(notification_id: int) -> DeliveryOutcome:
     """Send one notification; record success, a retry or the final failure."""
+    # The claim: of two messages for one notification, one sends.
+    claimed = Notification.objects.filter(
+        pk=notification_id,
+        status__in=[NotificationStatus.PENDING, NotificationStatus.RETRYING],
+    ).update(status=NotificationStatus.SENDING, claimed_at=timezone.now())
     notification = (
         Notification.objects.select_related("decision__content_type", "recipient")
         .filter(pk=notification_id)
         .first()
     )
-    if notification is None or notification.status in (
-        NotificationStatus.SENT,
-        NotificationStatus.FAILED,
-    ):
+    if notification is None or not claimed:
         return DeliveryOutcome(notification.status if notification else "missing")
     attempts = notification.attempts + 1
     try:

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.error_reports import hide_url_passwords
 from django_cloudinary_analysis.models import (
     Analysis,
     AnalysisStatus,
@@ -37,8 +37,9 @@ def registered_task(name: str) -> Any:
     return current_app.tasks[name]
 
 
-#: ``scheme://user:password@`` in a broker error: keep the password out.
-_SECRET_IN_URL = re.compile(r"(\w+://[^:/@\s]*):[^@\s]*@")
+def _broker_error(exc: Exception) -> str:
+    """The error in words, without the password of a broker URL in it."""
+    return hide_url_passwords(f"{type(exc).__name__}: {exc}", "***")[:500]
 
 
 def enqueue_or_record(analysis_ids: Sequence[int], *, fan_out: bool = True) -> bool:
@@ -60,7 +61,7 @@ def enqueue_or_record(analysis_ids: Sequence[int], *, fan_out: bool = True) -> b
             exc, OperationalError
         ):
             raise  # in-process, this is the task's own error, not the broker's
-        reason = _SECRET_IN_URL.sub(r"\1***@", f"{type(exc).__name__}: {exc}")[:500]
+        reason = _broker_error(exc)
         logger.error(
             "%d analyses could not be queued (%s); recover_stuck queues them again",
             len(analysis_ids),
@@ -115,3 +116,33 @@ def enqueue_poll(analysis_id: int, countdown: float | None = None) -> None:
     if countdown is None:
         countdown = app_settings.ASYNC_POLL_INTERVAL
     poll_remote.apply_async((analysis_id,), countdown=countdown, **options)
+
+
+def publish(task_name: str, *args: Any, countdown: float | None = None) -> bool:
+    """Send one message for work kept on its own row (a push, an email).
+
+    Runs after the commit, like :func:`enqueue_or_record`: when the broker
+    refuses, the error is logged and False returned; the row stays pending
+    and ``recover_stuck`` sends it again.
+    """
+    from kombu.exceptions import OperationalError
+
+    task = registered_task(task_name)
+    options: dict[str, Any] = (
+        {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
+    )
+    if countdown:
+        options["countdown"] = countdown
+    try:
+        task.apply_async(args, **options)
+    except Exception as exc:
+        if task.app.conf.task_always_eager and not isinstance(exc, OperationalError):
+            raise  # in-process, this is the task's own error, not the broker's
+        logger.error(
+            "%s%r could not be queued (%s); recover_stuck queues it again",
+            task_name,
+            args,
+            _broker_error(exc),
+        )
+        return False
+    return True

@@ -59,6 +59,7 @@ PUSHED_VERDICTS: dict[str, str] = {
     str(ModerationStatus.REJECTED): "rejected",
 }
 UNFINISHED = (SyncStatus.PENDING, SyncStatus.RUNNING, SyncStatus.RETRYING)
+SYNC_TASK = "cloudinary_analysis.sync_to_cloudinary"
 
 
 @dataclass(frozen=True)
@@ -180,16 +181,14 @@ def _create(obj: Model, field_name: str, asset: Asset, **fields: Any) -> Cloudin
 
 
 def enqueue(sync_id: int, countdown: float | None = None) -> None:
-    """Send one push to the workers (the app's QUEUE, if set)."""
-    from django_cloudinary_analysis.services.dispatch import registered_task
+    """Send one push to the workers (the app's QUEUE, if set).
 
-    task = registered_task("cloudinary_analysis.sync_to_cloudinary")
-    options: dict[str, Any] = (
-        {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
-    )
-    if countdown:
-        options["countdown"] = countdown
-    task.apply_async((sync_id,), **options)
+    A broker that refuses is logged; the row stays pending for
+    ``recover_stuck``.
+    """
+    from django_cloudinary_analysis.services.dispatch import publish
+
+    publish(SYNC_TASK, sync_id, countdown=countdown)
 
 
 # -- the task's work ----------------------------------------------------------------
@@ -199,7 +198,11 @@ def run(sync_id: int) -> SyncOutcome:
     """Claim one push and carry it out (worker side; idempotent)."""
     claimed = CloudinarySync.objects.filter(
         pk=sync_id, status__in=[SyncStatus.PENDING, SyncStatus.RETRYING]
-    ).update(status=SyncStatus.RUNNING, attempts=F("attempts") + 1)
+    ).update(
+        status=SyncStatus.RUNNING,
+        attempts=F("attempts") + 1,
+        claimed_at=timezone.now(),
+    )
     if not claimed:
         return SyncOutcome("noop")
     sync = CloudinarySync.objects.select_related("content_type").get(pk=sync_id)

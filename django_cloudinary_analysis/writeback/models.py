@@ -136,6 +136,7 @@ class CloudinarySync(models.Model):
         _("moderation status pushed"), max_length=20, blank=True
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    claimed_at = models.DateTimeField(_("claimed"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     objects = ObjectQuerySet.as_manager()

@@ -10,7 +10,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from django_cloudinary_analysis import analyses, services
+from django_cloudinary_analysis import analyses, recovery, services
 from django_cloudinary_analysis.mixins import AnalyzedMedia, media_models
 
 
@@ -68,9 +68,10 @@ class Command(BaseCommand):
         mode.add_argument(
             "--stuck",
             action="store_true",
-            help="Queue again analyses whose message was lost: queued for "
-            "STUCK_AFTER seconds or refused by the broker, claimed without news "
-            "for RUNNING_TIMEOUT seconds (what the recover_stuck task does).",
+            help="Queue again analyses, Cloudinary pushes and uploader emails "
+            "whose message was lost: pending for STUCK_AFTER seconds or refused "
+            "by the broker, claimed without news for RUNNING_TIMEOUT seconds "
+            "(what the recover_stuck task does).",
         )
         parser.add_argument(
             "--batch-size",
@@ -88,12 +89,15 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["stuck"]:
             with transaction.atomic():
-                counts = services.recover_stuck()
+                counts = recovery.recover_stuck()
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Done: queued again {counts['queued']} queued analyses, "
                     f"{counts['running']} running, {counts['retrying']} retrying; "
-                    f"polled {counts['waiting']} waiting."
+                    f"polled {counts['waiting']} waiting. Cloudinary pushes: "
+                    f"{counts['syncs_queued']} pending, {counts['syncs_claimed']} "
+                    f"running. Emails: {counts['notifications_queued']} pending, "
+                    f"{counts['notifications_claimed']} sending."
                 )
             )
             return
