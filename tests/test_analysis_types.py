@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from django_cloudinary_analysis import analyses
-from django_cloudinary_analysis.analyses import (
+from django_cloudinary_analysis import analysis_types
+from django_cloudinary_analysis.analysis_types import (
     ANALYSIS_TYPES,
     AnalysisType,
     Normalised,
@@ -72,27 +72,27 @@ def test_quota_features():
 
 
 def test_entries_are_frozen():
-    entry = analyses.get("coco")
+    entry = analysis_types.get("coco")
     with pytest.raises(AttributeError):
         entry.name = "lvis"  # type: ignore[misc]
 
 
 def test_get_unknown():
     with pytest.raises(UnknownAnalysisType) as info:
-        analyses.get("nope")
+        analysis_types.get("nope")
     assert isinstance(info.value, InvalidParameters)
     assert isinstance(info.value, KeyError)
     assert str(info.value).startswith("unknown analysis type 'nope'")
     assert "google_tagging" in str(info.value)
     with pytest.raises(UnknownAnalysisType):
-        analyses.get(None)  # type: ignore[arg-type]
+        analysis_types.get(None)  # type: ignore[arg-type]
     with pytest.raises(UnknownAnalysisType):
         validate_extras("Coco", {})
 
 
 def test_no_django_import():
     code = (
-        "import sys, django_cloudinary_analysis.analyses, "
+        "import sys, django_cloudinary_analysis.analysis_types, "
         "django_cloudinary_analysis.client; "
         "assert not [m for m in sys.modules if m.split('.')[0] == 'django'], "
         "sorted(m for m in sys.modules if m.startswith('django'))"
@@ -187,7 +187,7 @@ def test_normalise_name(label, name):
 
 
 def _normalise(name: str, analysis: Any, params: Any = None) -> Normalised:
-    return analyses.get(name).normalise(analysis, params)
+    return analysis_types.get(name).normalise(analysis, params)
 
 
 def test_google_tagging():
@@ -207,7 +207,7 @@ def test_logo_detection_keeps_the_polygon():
         "google_logo_detection", sample_analysis("google_logo_detection")
     ).tags
     assert (logo.name, logo.label, logo.confidence) == ("google", "google", 0.98)
-    assert logo.source == "google_logo_detection"
+    assert logo.analysis_type == "google_logo_detection"
     assert isinstance(logo.box, dict)
     assert logo.box["vertices"][0] == {"x": 12, "y": 42}
 
@@ -311,7 +311,7 @@ def test_detection_samples(name):
     result = _normalise(name, raw)
     expected = sum(len(v) for v in raw["tags"].values())
     assert len(result.tags) == expected
-    assert all(t.source == name for t in result.tags)
+    assert all(t.analysis_type == name for t in result.tags)
     assert all(isinstance(t.confidence, float) for t in result.tags)
     if name == "shop_classifier":
         assert all(t.box is None for t in result.tags)
@@ -422,7 +422,7 @@ def test_detection_tags_as_a_list():
     ],
 )
 def test_garbage_never_crashes(name, analysis):
-    result = analyses.get(name).normalise(analysis)
+    result = analysis_types.get(name).normalise(analysis)
     assert isinstance(result, Normalised)
     assert all(isinstance(t, TagData) for t in result.tags)
 
@@ -442,3 +442,17 @@ def test_normalise_does_not_mutate_the_raw_analysis():
     result = _normalise("cld_fashion", raw)
     result.tags[0].box.append(1)  # type: ignore[union-attr]
     assert repr(raw) == before
+
+
+# -- the old names ------------------------------------------------------------------
+
+
+def test_the_old_module_name_works_with_a_deprecation_warning() -> None:
+    import importlib
+
+    sys.modules.pop("django_cloudinary_analysis.analyses", None)
+    with pytest.warns(DeprecationWarning, match="analysis_types"):
+        old = importlib.import_module("django_cloudinary_analysis.analyses")
+    assert old.get("coco") is analysis_types.get("coco")
+    assert old.ANALYSIS_TYPES is ANALYSIS_TYPES
+    assert old.MODERATION_ANSWERS is analysis_types.MODERATION_ANSWERS
