@@ -203,7 +203,7 @@ def _dashboard() -> dict[str, Any]:
             )[:3],
             "seconds": statistics.median(times),
             "queries": len(queries),
-            "decisions": sum(board.decisions_by_source.values()),
+            "decisions": sum(board.decisions_by_kind.values()),
             "queue": board.queue_size,
         }
     client = Client()

@@ -223,7 +223,7 @@ def test_tag_list_filters_by_source_and_searches_names(admin_client: Client) -> 
         name="violence",
         label="Violence",
         confidence=None,
-        source="ai_vision_moderation",
+        analysis_type="ai_vision_moderation",
     )
     url = changelist(MediaTag)
     response = admin_client.get(url, {"source": "ai_vision_moderation"})

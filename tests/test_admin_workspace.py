@@ -146,7 +146,9 @@ def test_bulk_decides_selected_items_with_one_note_and_approves_the_clean_ones(
     )
     notes = {
         d.object_id: d.note
-        for d in ModerationDecision.objects.filter(source="human", status="rejected")
+        for d in ModerationDecision.objects.filter(
+            decided_by_kind="human", status="rejected"
+        )
     }
     assert notes == {str(p.pk): "spam" for p in photos[:2]}
     client.post(

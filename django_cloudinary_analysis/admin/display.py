@@ -63,10 +63,10 @@ def verdict_badge_label(status: str) -> str:
         return status
 
 
-def source_label(source: str) -> str:
+def decided_by_kind_label(source: str) -> str:
     """The translated name of a decision's source (the raw value if unknown)."""
     try:
-        return str(ModerationDecision.Source(source).label)
+        return str(ModerationDecision.DecidedByKind(source).label)
     except ValueError:
         return source
 

@@ -39,10 +39,10 @@ from django_cloudinary_analysis.admin.display import (
     FOLLOWS_RELATED,
     QUEUE_RANK,
     DecisionColumns,
+    decided_by_kind_label,
     is_sensitive,
     object_link,
     pretty_json,
-    source_label,
     thumbnail_html,
     verdict_badge,
 )
@@ -157,7 +157,7 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         "object_id",
         "verdict_display",
         "previous_status",
-        "source",
+        "decided_by_kind",
         "decided_by",
         "reasons_display",
         "follows_display",
@@ -254,7 +254,11 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
                 ModerationDecision.objects.filter(where)
                 .order_by("decided_at", "pk")
                 .values_list(
-                    "content_type_id", "object_id", "status", "source", "decided_at"
+                    "content_type_id",
+                    "object_id",
+                    "status",
+                    "decided_by_kind",
+                    "decided_at",
                 )
             )
             for ct_id, oid, status, source, decided_at in decisions:
@@ -303,8 +307,8 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
     def decider_display(self, obj: ModerationDecision) -> str:
         """Who decided: the policy, a content change, or a person (named)."""
         if obj.decided_by is None:
-            return source_label(obj.source)
-        return f"{source_label(obj.source)} · {obj.decided_by}"
+            return decided_by_kind_label(obj.decided_by_kind)
+        return f"{decided_by_kind_label(obj.decided_by_kind)} · {obj.decided_by}"
 
     @admin.display(description=_("being reviewed by"))
     def claim_display(self, obj: ModerationDecision) -> str:
@@ -351,7 +355,7 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             '<span class="dca-history-item" title="{} · {}">{}</span>',
             (
                 (
-                    source_label(source),
+                    decided_by_kind_label(source),
                     date_format(localtime(decided_at), "SHORT_DATETIME_FORMAT"),
                     verdict_badge(status),
                 )

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote, urlsplit
 
-from django_cloudinary_analysis import analyses
+from django_cloudinary_analysis import analysis_types
 from django_cloudinary_analysis.client import results as _results
 from django_cloudinary_analysis.client._config import (
     DEFAULT_MAX_RESPONSE_BYTES,
@@ -236,8 +236,8 @@ class BaseClient:
         only there; on a synchronous call the answer carries the result and
         the API may also notify that URL.
         """
-        entry = analyses.get(analysis_type)
-        cleaned = analyses.validate_extras(analysis_type, extras)
+        entry = analysis_types.get(analysis_type)
+        cleaned = analysis_types.validate_extras(analysis_type, extras)
         body: dict[str, Any] = {"source": coerce_source(source).as_json()}
         body.update(cleaned)
         if async_:

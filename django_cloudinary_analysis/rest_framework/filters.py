@@ -19,7 +19,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, filters
 
-from django_cloudinary_analysis.analyses import normalise_name
+from django_cloudinary_analysis.analysis_types import normalise_name
 from django_cloudinary_analysis.conf import app_settings
 from django_cloudinary_analysis.mixins import AnalyzedMedia, content_type_for
 from django_cloudinary_analysis.models import (

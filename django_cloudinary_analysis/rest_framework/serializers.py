@@ -246,7 +246,7 @@ class ModerationDecisionSerializer(serializers.ModelSerializer):
             "id",
             "moderation_status",
             "previous_status",
-            "source",
+            "decided_by_kind",
             "decided_by",
             "decided_by_username",
             "reasons",

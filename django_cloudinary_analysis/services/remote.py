@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
-from django_cloudinary_analysis import analyses as registry
+from django_cloudinary_analysis import analysis_types
 from django_cloudinary_analysis.backends.base import get_backend
 from django_cloudinary_analysis.client import (
     Accepted,
@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 def _notification_url(analysis_type: str, backend: Any) -> str | None:
     if analysis_type not in app_settings.async_types or not backend.supports_async:
         return None
-    if not registry.get(analysis_type).async_allowed:
+    if not analysis_types.get(analysis_type).async_allowed:
         return None
     return app_settings.WEBHOOK_URL or None
 

@@ -241,7 +241,7 @@ def content_changed(
         obj,
         ModerationStatus.PENDING,
         previous=previous_status,
-        source=ModerationDecision.Source.SYSTEM,
+        decided_by_kind=ModerationDecision.DecidedByKind.SYSTEM,
         reasons=[{"rule": "content_changed", "fields": list(fields)}],
         note=note,
         write_status=not status_written,

@@ -86,7 +86,7 @@ def update_verdict(obj: Model) -> ModerationDecision | None:
         obj,
         verdict.status,
         previous=old,
-        source=ModerationDecision.Source.AUTO,
+        decided_by_kind=ModerationDecision.DecidedByKind.AUTO,
         reasons=verdict.reasons,
     )
 
@@ -132,7 +132,7 @@ def _follow_human_decision(
         obj,
         origin.status,
         previous=latest.status if latest is not None else obj.moderation_status,  # type: ignore[attr-defined]
-        source=ModerationDecision.Source.HUMAN,
+        decided_by_kind=ModerationDecision.DecidedByKind.HUMAN,
         reasons=[
             {
                 "rule": "follows_content",
@@ -153,9 +153,9 @@ def _follow_human_decision(
 
 def _released_since_new_content(obj: Model) -> bool:
     for decision in ModerationDecision.objects.for_object(obj).only(
-        "source", "reasons"
+        "decided_by_kind", "reasons"
     ):  # newest first
-        if decision.source == ModerationDecision.Source.SYSTEM:
+        if decision.decided_by_kind == ModerationDecision.DecidedByKind.SYSTEM:
             return False
         if any(r.get("rule") == "released" for r in decision.reasons or ()):
             return True
@@ -175,7 +175,7 @@ def _standing_human_decision(obj: Model, key: str) -> ModerationDecision | None:
     candidates = (
         ModerationDecision.objects.filter(
             content_key=key,
-            source=ModerationDecision.Source.HUMAN,
+            decided_by_kind=ModerationDecision.DecidedByKind.HUMAN,
             status__in=statuses,
         )
         .exclude(content_type=content_type_for(obj), object_id=str(obj.pk))
@@ -205,7 +205,7 @@ def _record_decision(
     status: str,
     *,
     previous: str,
-    source: str,
+    decided_by_kind: str,
     reasons: list[dict[str, Any]] | None = None,
     note: str = "",
     user: AbstractBaseUser | None = None,
@@ -218,7 +218,7 @@ def _record_decision(
         object_id=str(obj.pk),
         status=status,
         previous_status=previous,
-        source=source,
+        decided_by_kind=decided_by_kind,
         decided_by=user if user is not None and user.is_authenticated else None,
         reasons=reasons or [],
         note=note,
@@ -280,7 +280,7 @@ def _human_decision(
             obj,
             status,
             previous=previous,
-            source=ModerationDecision.Source.HUMAN,
+            decided_by_kind=ModerationDecision.DecidedByKind.HUMAN,
             reasons=[{"rule": "human"}],
             note=note,
             user=user,
@@ -302,7 +302,7 @@ def release(
             obj,
             status,
             previous=previous,
-            source=ModerationDecision.Source.AUTO,
+            decided_by_kind=ModerationDecision.DecidedByKind.AUTO,
             reasons=(verdict.reasons if verdict else [])
             + [{"rule": "released", "by": getattr(user, "pk", None)}],
             note=note,

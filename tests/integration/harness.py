@@ -504,7 +504,7 @@ def tag_duplicates() -> int:
 
     rows = (
         MediaTag.objects.values(
-            "content_type_id", "object_id", "field_name", "source", "name"
+            "content_type_id", "object_id", "field_name", "analysis_type", "name"
         )
         .annotate(n=Count("id"))
         .filter(n__gt=1)

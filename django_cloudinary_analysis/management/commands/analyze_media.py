@@ -10,7 +10,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from django_cloudinary_analysis import analyses, services
+from django_cloudinary_analysis import analysis_types, services
 from django_cloudinary_analysis.mixins import AnalyzedMedia, media_models
 
 
@@ -102,10 +102,10 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         for name in options["types"] or ():
-            if name not in analyses.ANALYSIS_TYPES:
+            if name not in analysis_types.ANALYSIS_TYPES:
                 raise CommandError(
                     f"unknown analysis type {name!r}; known: "
-                    + ", ".join(sorted(analyses.ANALYSIS_TYPES))
+                    + ", ".join(sorted(analysis_types.ANALYSIS_TYPES))
                 )
         models = self._models(options["models"])
         progress = self.stdout.isatty()
