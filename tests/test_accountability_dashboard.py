@@ -34,7 +34,7 @@ _tick = count()
 def decide(
     obj_id: str,
     status: str,
-    source: str,
+    kind: str,
     reasons: Any = (),
     *,
     days_ago: int = 1,
@@ -46,7 +46,7 @@ def decide(
         content_type=ContentType.objects.get_for_model(model),
         object_id=obj_id,
         status=status,
-        decided_by_kind=source,
+        decided_by_kind=kind,
         reasons=list(reasons),
         decided_by=by,
     )

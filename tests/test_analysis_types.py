@@ -442,17 +442,3 @@ def test_normalise_does_not_mutate_the_raw_analysis():
     result = _normalise("cld_fashion", raw)
     result.tags[0].box.append(1)  # type: ignore[union-attr]
     assert repr(raw) == before
-
-
-# -- the old names ------------------------------------------------------------------
-
-
-def test_the_old_module_name_works_with_a_deprecation_warning() -> None:
-    import importlib
-
-    sys.modules.pop("django_cloudinary_analysis.analysis_types", None)
-    with pytest.warns(DeprecationWarning, match="analysis_types"):
-        old = importlib.import_module("django_cloudinary_analysis.analysis_types")
-    assert old.get("coco") is analysis_types.get("coco")
-    assert old.ANALYSIS_TYPES is ANALYSIS_TYPES
-    assert old.MODERATION_ANSWERS is analysis_types.MODERATION_ANSWERS

@@ -77,17 +77,3 @@ def test_vocabulary_renames_keep_the_data():
     tag = new.get_model(app, "MediaTag").objects.get(name="cat")
     decision = new.get_model(app, "ModerationDecision").objects.get(object_id="1")
     assert (tag.analysis_type, decision.decided_by_kind) == ("coco", "human")
-
-
-def test_the_renamed_fields_old_names_still_read_and_write_with_a_warning():
-    from django_cloudinary_analysis.models import MediaTag, ModerationDecision
-
-    with pytest.warns(DeprecationWarning, match="MediaTag.source"):
-        tag = MediaTag(name="cat", analysis_type="coco")
-    assert tag.analysis_type == "coco"
-    decision = ModerationDecision(
-        decided_by_kind=ModerationDecision.DecidedByKind.HUMAN
-    )
-    with pytest.warns(DeprecationWarning, match="decided_by_kind"):
-        assert decision.decided_by_kind == "human"
-    assert ModerationDecision.DecidedByKind is ModerationDecision.DecidedByKind

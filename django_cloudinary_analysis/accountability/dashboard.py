@@ -124,7 +124,7 @@ def build(filters: Filters) -> Dashboard:
     board = Dashboard(filters=filters, days=_days(filters))
     decisions = filters.decisions()
 
-    # 1. decisions per day by verdict, and per source
+    # 1. decisions per day by verdict, and per kind of decider (decided_by_kind)
     rows = list(
         decisions.annotate(day=TruncDate("decided_at"))
         .values("day", "status", "decided_by_kind")

@@ -144,7 +144,7 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         QueueViewFilter,
         AppealFilter,
         "status",
-        "source",
+        "decided_by_kind",
         ("content_type", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("=object_id", "note")
@@ -261,8 +261,8 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
                     "decided_at",
                 )
             )
-            for ct_id, oid, status, source, decided_at in decisions:
-                history[(ct_id, oid)].append((status, source, decided_at))
+            for ct_id, oid, status, kind, decided_at in decisions:
+                history[(ct_id, oid)].append((status, kind, decided_at))
         preserved = self.get_preserved_filters(request)
         claims = held_by([(r.content_type_id, r.object_id) for r in rows])
         for row in rows:
@@ -303,7 +303,7 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             obj.content_type,
         )
 
-    @admin.display(description=_("decided by"), ordering="source")
+    @admin.display(description=_("decided by"), ordering="decided_by_kind")
     def decider_display(self, obj: ModerationDecision) -> str:
         """Who decided: the policy, a content change, or a person (named)."""
         if obj.decided_by is None:
@@ -355,11 +355,11 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             '<span class="dca-history-item" title="{} · {}">{}</span>',
             (
                 (
-                    decided_by_kind_label(source),
+                    decided_by_kind_label(kind),
                     date_format(localtime(decided_at), "SHORT_DATETIME_FORMAT"),
                     verdict_badge(status),
                 )
-                for status, source, decided_at in shown
+                for status, kind, decided_at in shown
             ),
         )
         changelist = reverse(

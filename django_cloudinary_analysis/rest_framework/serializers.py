@@ -61,7 +61,15 @@ class MediaTagSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MediaTag
-        fields = ["name", "label", "confidence", "source", "field", "box", "analysis"]
+        fields = [
+            "name",
+            "label",
+            "confidence",
+            "analysis_type",
+            "field",
+            "box",
+            "analysis",
+        ]
         read_only_fields = fields
 
 

@@ -497,7 +497,7 @@ def image(name: str, seed: int) -> ContentFile:
 
 
 def tag_duplicates() -> int:
-    """Return how many MediaTag rows repeat one (object, field, source, name)."""
+    """Return how many MediaTag rows repeat one (object, field, analysis type, name)."""
     from django.db.models import Count
 
     from django_cloudinary_analysis.models import MediaTag

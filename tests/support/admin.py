@@ -245,11 +245,11 @@ def bulk_media(model: type, n: int, start: int = 0) -> list[Any]:
             content_type=ct,
             object_id=str(obj.pk),
             status=status,
-            decided_by_kind=source,
+            decided_by_kind=kind,
             reasons=[{"rule": "question_unknown", "question": QUESTION}],
         )
         for obj in created
-        for status, source in (
+        for status, kind in (
             (ModerationStatus.PENDING, ModerationDecision.DecidedByKind.SYSTEM),
             (obj.moderation_status, ModerationDecision.DecidedByKind.AUTO),
         )
