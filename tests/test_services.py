@@ -655,3 +655,17 @@ def test_unknown_type_in_a_row_fails_with_its_code(image_file):
     analysis.refresh_from_db()
     assert analysis.error_code == "unknown_analysis_type"
     assert "retired_type" in analysis.error_message
+
+
+def test_rerun_modes_are_an_enum_and_the_old_names_are_its_members(
+    save, image_file, memory_backend
+) -> None:
+    assert services.RERUN_ALL is services.Rerun.ALL == "all"
+    assert services.RERUN_MISSING is services.Rerun.MISSING
+    assert services.RERUN_FAILED is services.Rerun.FAILED
+    assert services.RERUN_UNSUCCESSFUL is services.Rerun.UNSUCCESSFUL
+    photo = save(image=image_file())
+    with pytest.raises(ValueError, match="everything"):
+        services.schedule_many([photo], rerun="everything")
+    # The plain value still works: callers that stored the string keep working.
+    assert services.schedule_many([photo], rerun="missing", dry_run=True) == []

@@ -27,6 +27,7 @@ from django_cloudinary_analysis.services.quota import (
     record_limits,
 )
 from django_cloudinary_analysis.services.remote import (
+    NotificationOutcome,
     apply_notification,
     async_call_in_flight,
     poll,
@@ -42,6 +43,7 @@ from django_cloudinary_analysis.services.scheduling import (
     RERUN_FAILED,
     RERUN_MISSING,
     RERUN_UNSUCCESSFUL,
+    Rerun,
     content_changed,
     forget,
     recover_stuck,
@@ -64,6 +66,8 @@ __all__ = [
     "RERUN_FAILED",
     "RERUN_MISSING",
     "RERUN_UNSUCCESSFUL",
+    "NotificationOutcome",
+    "Rerun",
     "RunOutcome",
     "_lock_object",
     "apply_notification",
