@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -669,3 +670,28 @@ def test_rerun_modes_are_an_enum_and_the_old_names_are_its_members(
         services.schedule_many([photo], rerun="everything")
     # The plain value still works: callers that stored the string keep working.
     assert services.schedule_many([photo], rerun="missing", dry_run=True) == []
+
+
+def test_current_analyses_of_many_objects_costs_the_same_queries_as_one(
+    save, image_file, memory_backend
+) -> None:
+    photos = [save(image=image_file()) for _ in range(4)]
+    article = save(Article, title="a", cover=image_file())
+    photos[0].image = image_file()  # a new file: its earlier analyses are stale
+    photos[0].save()
+    objects = [*photos, article]
+    counts = {}
+    for n in (1, len(objects)):
+        for tags in (True, False):
+            with CaptureQueriesContext(connection) as ctx:
+                found = services.current_analyses_many(objects[:n], tags=tags)
+            counts[(n, tags)] = len(ctx.captured_queries)
+    assert counts == {(1, True): 2, (5, True): 2, (1, False): 1, (5, False): 1}
+    for obj in objects:
+        key = (ContentType.objects.get_for_model(obj).pk, str(obj.pk))
+        assert [a.pk for a in found[key]] == [
+            a.pk for a in services.current_analyses(obj)
+        ]
+    replaced = found[(ContentType.objects.get_for_model(Photo).pk, str(photos[0].pk))]
+    assert replaced and {a.file_name for a in replaced} == {photos[0].image.name}
+    assert services.current_analyses_many([]) == {}

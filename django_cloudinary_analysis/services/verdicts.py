@@ -24,6 +24,7 @@ from django_cloudinary_analysis.options import (
     content_type_for,
     stored_name,
 )
+from django_cloudinary_analysis.querysets import object_pairs
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -41,25 +42,44 @@ def _lock_object(obj: Model) -> None:
 
 def current_analyses(obj: Model) -> list[Analysis]:
     """The newest analysis per (field, type) for the object's current files."""
-    names = {
-        field: stored_name(getattr(obj, field, None))
-        for field in analysis_config(type(obj))
-    }
-    seen: set[tuple[str, str]] = set()
-    current = []
+    return next(iter(current_analyses_many([obj]).values()))
+
+
+def current_analyses_many(
+    objs: Iterable[Model], *, tags: bool = True
+) -> dict[tuple[int, str], list[Analysis]]:
+    """:func:`current_analyses` of many objects, keyed by (content type id, pk text).
+
+    One query whatever the number of objects, plus one for the tags unless
+    ``tags`` is false (a caller that loads tags its own way).
+    """
+    names: dict[tuple[int, str], dict[str, str]] = {}
+    for obj in objs:
+        key = (content_type_for(obj).pk, str(obj.pk))
+        names[key] = {
+            field: stored_name(getattr(obj, field, None))
+            for field in analysis_config(type(obj))
+        }
+    current: dict[tuple[int, str], list[Analysis]] = {key: [] for key in names}
+    if not names:
+        return current
     rows = (
-        Analysis.objects.for_object(obj)
+        Analysis.objects.filter(object_pairs(names))
         .exclude(status=AnalysisStatus.CANCELLED)
-        .prefetch_related("tags")
+        .order_by("-created_at", "-pk")
     )
+    if tags:
+        rows = rows.prefetch_related("tags")
+    seen: set[tuple[int, str, str, str]] = set()
     for analysis in rows:  # newest first
-        if names.get(analysis.field_name) != analysis.file_name:
+        key = (analysis.content_type_id, analysis.object_id)
+        if names[key].get(analysis.field_name) != analysis.file_name:
             continue
-        key = (analysis.field_name, analysis.analysis_type)
-        if key in seen:
+        newest = (*key, analysis.field_name, analysis.analysis_type)
+        if newest in seen:
             continue
-        seen.add(key)
-        current.append(analysis)
+        seen.add(newest)
+        current[key].append(analysis)
     return current
 
 
