@@ -1,6 +1,6 @@
 """The registry of the fifteen Analyze API analysis types (no Django).
 
-Each :class:`AnalysisType` says which extras the endpoint takes, whether it may
+Each :class:`AnalysisType` says which params the endpoint takes, whether it may
 run asynchronously, which add-on quota it spends, and how its raw ``analysis``
 dict becomes plain data (:class:`Normalised`).
 
@@ -35,18 +35,18 @@ from django_cloudinary_analysis.exceptions import InvalidParameters, UnknownAnal
 
 __all__ = [
     "ANALYSIS_TYPES",
-    "MAX_EXTRA_ITEMS",
+    "MAX_PARAM_ITEMS",
     "AnalysisType",
     "Normalised",
     "Quality",
     "TagData",
     "get",
     "normalise_name",
-    "validate_extras",
+    "validate_params",
 ]
 
 #: The API accepts 1–10 prompts, questions or tag definitions per request.
-MAX_EXTRA_ITEMS = 10
+MAX_PARAM_ITEMS = 10
 
 MODERATION_ANSWERS = frozenset({"yes", "no", "unknown"})
 
@@ -100,8 +100,8 @@ class AnalysisType:
     """One analysis type of the Analyze API."""
 
     name: str
-    extras: frozenset[str] = frozenset()
-    required_extras: frozenset[str] = frozenset()
+    accepted_params: frozenset[str] = frozenset()
+    required_params: frozenset[str] = frozenset()
     async_allowed: bool = True
     quota_feature: str | None = None
     normaliser: Normaliser = field(
@@ -118,16 +118,16 @@ class AnalysisType:
     ) -> Normalised:
         """Turn a raw ``analysis`` dict into :class:`Normalised` plain data.
 
-        ``params`` (the request's extras) only fill gaps, such as a moderation
+        ``params`` (the request's) only fill gaps, such as a moderation
         response that lacks its ``prompt``. Malformed parts are skipped.
         """
         if not isinstance(analysis, Mapping):
             return Normalised()
         return self.normaliser(self.name, analysis, params or {})
 
-    def validate_extras(self, extras: Mapping[str, Any]) -> dict[str, Any]:
-        """Return cleaned extras for this type or raise InvalidParameters."""
-        return validate_extras(self.name, extras)
+    def validate_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Return cleaned params for this type or raise InvalidParameters."""
+        return validate_params(self.name, params)
 
 
 # -- helpers --------------------------------------------------------------------
@@ -357,20 +357,20 @@ def _build() -> dict[str, AnalysisType]:
     entries = [
         AnalysisType(
             "ai_vision_general",
-            extras=frozenset({"prompts"}),
+            accepted_params=frozenset({"prompts"}),
             quota_feature=_AI_VISION,
             normaliser=_normalise_general,
         ),
         AnalysisType(
             "ai_vision_moderation",
-            extras=frozenset({"rejection_questions"}),
+            accepted_params=frozenset({"rejection_questions"}),
             quota_feature=_AI_VISION,
             normaliser=_normalise_moderation,
         ),
         AnalysisType(
             "ai_vision_tagging",
-            extras=frozenset({"tag_definitions"}),
-            required_extras=frozenset({"tag_definitions"}),
+            accepted_params=frozenset({"tag_definitions"}),
+            required_params=frozenset({"tag_definitions"}),
             quota_feature=_AI_VISION,
             normaliser=_normalise_ai_tagging,
         ),
@@ -421,49 +421,49 @@ def get(name: str) -> AnalysisType:
         ) from None
 
 
-# -- extras validation ----------------------------------------------------------
+# -- params validation ----------------------------------------------------------
 
 
-def _invalid(name: str, extra: str, problem: str) -> InvalidParameters:
+def _invalid(name: str, param: str, problem: str) -> InvalidParameters:
     return InvalidParameters(
-        f"{name}: {extra} {problem}", details={"analysis_type": name, "extra": extra}
+        f"{name}: {param} {problem}", details={"analysis_type": name, "param": param}
     )
 
 
-def _items(name: str, extra: str, value: Any) -> list[Any]:
+def _items(name: str, param: str, value: Any) -> list[Any]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Sequence):
-        raise _invalid(name, extra, "must be a list")
+        raise _invalid(name, param, "must be a list")
     items = list(value)
-    if not 1 <= len(items) <= MAX_EXTRA_ITEMS:
+    if not 1 <= len(items) <= MAX_PARAM_ITEMS:
         raise _invalid(
-            name, extra, f"needs 1 to {MAX_EXTRA_ITEMS} items, got {len(items)}"
+            name, param, f"needs 1 to {MAX_PARAM_ITEMS} items, got {len(items)}"
         )
     return items
 
 
-def _strings(name: str, extra: str, value: Any) -> list[str]:
-    items = _items(name, extra, value)
+def _strings(name: str, param: str, value: Any) -> list[str]:
+    items = _items(name, param, value)
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise _invalid(name, extra, "must contain non-empty strings only")
+            raise _invalid(name, param, "must contain non-empty strings only")
     return items
 
 
-def _definitions(name: str, extra: str, value: Any) -> list[dict[str, str]]:
+def _definitions(name: str, param: str, value: Any) -> list[dict[str, str]]:
     cleaned = []
-    for item in _items(name, extra, value):
+    for item in _items(name, param, value):
         if not isinstance(item, Mapping):
-            raise _invalid(name, extra, "items must be {name, description} objects")
+            raise _invalid(name, param, "items must be {name, description} objects")
         missing = [
             key
             for key in ("name", "description")
             if not isinstance(item.get(key), str) or not item[key].strip()
         ]
         if missing:
-            raise _invalid(name, extra, f"item lacks {' and '.join(missing)}")
+            raise _invalid(name, param, f"item lacks {' and '.join(missing)}")
         unknown = sorted(set(item) - {"name", "description"})
         if unknown:
-            raise _invalid(name, extra, f"item has unknown keys: {', '.join(unknown)}")
+            raise _invalid(name, param, f"item has unknown keys: {', '.join(unknown)}")
         cleaned.append({"name": item["name"], "description": item["description"]})
     return cleaned
 
@@ -475,22 +475,22 @@ _VALIDATORS: dict[str, Callable[[str, str, Any], Any]] = {
 }
 
 
-def validate_extras(name: str, extras: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Return the cleaned extras for ``name`` or raise InvalidParameters.
+def validate_params(name: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Return the cleaned params for ``name`` or raise InvalidParameters.
 
     ``None`` values count as absent. Lists become plain lists of str (or of
     ``{"name", "description"}`` dicts), ready for the request body.
     """
     entry = get(name)
-    given = {k: v for k, v in (extras or {}).items() if v is not None}
-    unknown = sorted(set(given) - entry.extras)
+    given = {k: v for k, v in (params or {}).items() if v is not None}
+    unknown = sorted(set(given) - entry.accepted_params)
     if unknown:
-        allowed = ", ".join(sorted(entry.extras)) or "none"
+        allowed = ", ".join(sorted(entry.accepted_params)) or "none"
         raise InvalidParameters(
-            f"{name} does not take {', '.join(unknown)} (allowed extras: {allowed})",
+            f"{name} does not take {', '.join(unknown)} (allowed params: {allowed})",
             details={"analysis_type": name, "unknown": unknown},
         )
-    missing = sorted(entry.required_extras - set(given))
+    missing = sorted(entry.required_params - set(given))
     if missing:
         raise InvalidParameters(
             f"{name} requires {', '.join(missing)}",

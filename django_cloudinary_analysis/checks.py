@@ -4,7 +4,7 @@ Ledger of ids (never reuse one, even after a check is removed):
 E001 credentials missing for the Cloudinary backend (``check --deploy`` only)
 E002 unknown analysis type in DEFAULT_ANALYSES or ASYNC_TYPES
 E003 unknown analysis type in a model's AnalysisMeta
-E004 extras an analysis type does not accept, or required extras missing
+E004 params an analysis type does not accept, or required params missing
 E005 an import path (BACKEND, SOURCE_RESOLVER, MODERATION_POLICY) is wrong
 E006 a model's AnalysisMeta names a field that is not a file field
 E007 a model's AnalysisMeta cannot be read
@@ -319,7 +319,7 @@ def check_models(
                     )
                     continue
                 try:
-                    analysis_types.validate_extras(spec.type, effective_params(spec))
+                    analysis_types.validate_params(spec.type, effective_params(spec))
                 except InvalidParameters as exc:
                     errors.append(
                         checks.Error(

@@ -35,7 +35,7 @@ REVIEW_PERMISSION = f"cloudinary_analysis.{REVIEW_CODENAME}"
 
 
 def params_hash(params: dict[str, Any] | None) -> str:
-    """Return a stable digest of an analysis's extras (for reuse lookups)."""
+    """Return a stable digest of an analysis's params (for reuse lookups)."""
     canonical = json.dumps(params or {}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -33,3 +33,11 @@ def test_the_renamed_fields_old_names_still_read_and_write_with_a_warning() -> N
     with pytest.warns(DeprecationWarning, match="decided_by_kind"):
         assert decision.source == "human"
     assert ModerationDecision.Source is ModerationDecision.DecidedByKind
+
+
+def test_the_registry_old_names_for_params_still_work() -> None:
+    sys.modules.pop("django_cloudinary_analysis.analyses", None)
+    with pytest.warns(DeprecationWarning):
+        old = importlib.import_module("django_cloudinary_analysis.analyses")
+    assert old.validate_extras is analysis_types.validate_params
+    assert old.MAX_EXTRA_ITEMS == analysis_types.MAX_PARAM_ITEMS == 10

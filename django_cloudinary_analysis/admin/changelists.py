@@ -230,7 +230,7 @@ class AnalysisAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("parameters"))
     def params_display(self, obj: Analysis) -> SafeString:
-        """The extras sent, as JSON."""
+        """The params sent, as JSON."""
         return pretty_json(obj.params)
 
     @admin.display(description=_("result"))

@@ -168,7 +168,7 @@ class BaseClient(ErrorTranslation):
         *,
         async_: bool = False,
         notification_url: str | None = None,
-        **extras: Any,
+        **params: Any,
     ) -> dict[str, Any]:
         """Validate the arguments and return the JSON body of the request.
 
@@ -178,7 +178,7 @@ class BaseClient(ErrorTranslation):
         the API may also notify that URL.
         """
         entry = analysis_types.get(analysis_type)
-        cleaned = analysis_types.validate_extras(analysis_type, extras)
+        cleaned = analysis_types.validate_params(analysis_type, params)
         body: dict[str, Any] = {"source": coerce_source(source).as_json()}
         body.update(cleaned)
         if async_:
@@ -202,14 +202,14 @@ class BaseClient(ErrorTranslation):
         source: SourceLike,
         async_: bool,
         notification_url: str | None,
-        extras: dict[str, Any],
+        params: dict[str, Any],
     ) -> tuple[str, bytes]:
         body = self.request_body(
             analysis_type,
             source,
             async_=async_,
             notification_url=notification_url,
-            **extras,
+            **params,
         )
         data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
         return f"/analyze/{analysis_type}", data
