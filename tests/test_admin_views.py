@@ -47,6 +47,8 @@ def test_review_page_rejects_with_a_note(admin_client: Client, uploaded: Any) ->
     assert decision.note == "shows a weapon"
     assert decision.decided_by.username == "admin"
     assert "beach is now rejected." in messages_of(admin_client.get(response.url))
+    # The history says who decided: the kind, and the person for a human one.
+    assert "<td>human · admin</td>" in admin_client.get(url).content.decode()
 
     # A human verdict can be released back to the policy.
     admin_client.post(url, {"verdict": "release", "note": ""})
