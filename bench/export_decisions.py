@@ -68,7 +68,8 @@ def _prepare(decisions: int) -> dict[str, Any]:
         cur.execute(
             """
             INSERT INTO cloudinary_analysis_moderationdecision
-              (content_type_id, object_id, status, previous_status, source,
+              (content_type_id, object_id, status, previous_status,
+               decided_by_kind,
                reasons, note, decided_at)
             SELECT %s, g::text,
               CASE WHEN g %% 10 < 6 THEN 'approved'
@@ -89,7 +90,8 @@ def _prepare(decisions: int) -> dict[str, Any]:
         cur.execute(
             """
             INSERT INTO cloudinary_analysis_moderationdecision
-              (content_type_id, object_id, status, previous_status, source,
+              (content_type_id, object_id, status, previous_status,
+               decided_by_kind,
                reasons, note, decided_at, decided_by_id)
             SELECT %s, g::text,
               CASE WHEN g %% 4 = 0 THEN 'rejected' ELSE 'approved' END,
@@ -109,7 +111,7 @@ def _prepare(decisions: int) -> dict[str, Any]:
               decided_at + interval '10 minutes', decided_at + interval '50 minutes',
               id
             FROM cloudinary_analysis_moderationdecision
-            WHERE source = 'auto' AND object_id::int %% 100 = 0
+            WHERE decided_by_kind = 'auto' AND object_id::int %% 100 = 0
               AND object_id::int <= %s
             """,
             [human],
@@ -203,7 +205,7 @@ def _dashboard() -> dict[str, Any]:
             )[:3],
             "seconds": statistics.median(times),
             "queries": len(queries),
-            "decisions": sum(board.decisions_by_source.values()),
+            "decisions": sum(board.decisions_by_kind.values()),
             "queue": board.queue_size,
         }
     client = Client()

@@ -49,7 +49,7 @@ NOTES = (
     "sorts every row by the model's default ordering (`-created_at, -pk` for "
     "analyses, `-confidence, name` for tags; no index leads with those "
     "columns), each list filter reads the distinct values of its column "
-    "(`backend`, `source`, the content types in use) and the admin counts the "
+    "(`backend`, `analysis_type`, the content types in use) and the admin counts the "
     "rows twice (the paginator's count and the full result count). The rows of "
     "a page then cost a constant number of queries (tags prefetched, objects "
     "loaded once per page). Not changed here, for the owners of `models.py` "
@@ -138,7 +138,7 @@ def _populate(analyses: int) -> dict[str, Any]:
         cur.execute(
             "INSERT INTO cloudinary_analysis_mediatag (analysis_id, "
             "content_type_id, object_id, field_name, name, label, confidence, "
-            "source, box) "
+            "analysis_type, box) "
             "SELECT a.id, a.content_type_id, a.object_id, 'image', "
             "'tag-' || ((a.id * 7 + k) %% 500), 'Tag ' || ((a.id * 7 + k) %% 500), "
             "round((0.5 + ((a.id * 13 + k * 31) %% 500) / 1000.0)::numeric, 4), "

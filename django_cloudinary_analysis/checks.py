@@ -4,7 +4,7 @@ Ledger of ids (never reuse one, even after a check is removed):
 E001 credentials missing for the Cloudinary backend (``check --deploy`` only)
 E002 unknown analysis type in DEFAULT_ANALYSES or ASYNC_TYPES
 E003 unknown analysis type in a model's AnalysisMeta
-E004 extras an analysis type does not accept, or required extras missing
+E004 params an analysis type does not accept, or required params missing
 E005 an import path (BACKEND, SOURCE_RESOLVER, MODERATION_POLICY) is wrong
 E006 a model's AnalysisMeta names a field that is not a file field
 E007 a model's AnalysisMeta cannot be read
@@ -53,7 +53,7 @@ def _uses_cloudinary_backend(backend: str) -> bool:
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Validate ``CLOUDINARY_ANALYSIS`` and the credentials."""
-    from django_cloudinary_analysis import analyses
+    from django_cloudinary_analysis import analysis_types
     from django_cloudinary_analysis.conf import IMPORT_STRINGS, app_settings
 
     errors: list[checks.CheckMessage] = []
@@ -81,7 +81,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     for setting in ("DEFAULT_ANALYSES", "ASYNC_TYPES"):
         for name in getattr(app_settings, setting) or ():
             spec_type = name if isinstance(name, str) else getattr(name, "type", name)
-            if isinstance(spec_type, str) and spec_type in analyses.ANALYSIS_TYPES:
+            if (
+                isinstance(spec_type, str)
+                and spec_type in analysis_types.ANALYSIS_TYPES
+            ):
                 continue
             if setting == "DEFAULT_ANALYSES" and not isinstance(name, str):
                 continue  # structured entries are checked with the models
@@ -108,7 +111,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 )
             )
         for name in sorted(async_types):
-            kind = analyses.ANALYSIS_TYPES.get(name)
+            kind = analysis_types.ANALYSIS_TYPES.get(name)
             if kind is not None and not kind.async_allowed:
                 errors.append(
                     checks.Warning(
@@ -130,7 +133,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
     for rule in app_settings.LABEL_RULES or ():
         ok = (
             isinstance(rule, dict)
-            and rule.get("type") in analyses.ANALYSIS_TYPES
+            and rule.get("type") in analysis_types.ANALYSIS_TYPES
             and (rule.get("review") is not None or rule.get("reject") is not None)
         )
         if not ok:
@@ -265,7 +268,7 @@ def check_models(
     """Validate each mixin model's ``AnalysisMeta``."""
     from django.db import models
 
-    from django_cloudinary_analysis import analyses
+    from django_cloudinary_analysis import analysis_types
     from django_cloudinary_analysis.exceptions import InvalidParameters
     from django_cloudinary_analysis.mixins import media_models
     from django_cloudinary_analysis.options import analysis_config, effective_params
@@ -304,7 +307,7 @@ def check_models(
                     )
                 )
             for spec in specs:
-                if spec.type not in analyses.ANALYSIS_TYPES:
+                if spec.type not in analysis_types.ANALYSIS_TYPES:
                     errors.append(
                         checks.Error(
                             f"{label}.AnalysisMeta: unknown analysis type "
@@ -316,7 +319,7 @@ def check_models(
                     )
                     continue
                 try:
-                    analyses.validate_extras(spec.type, effective_params(spec))
+                    analysis_types.validate_params(spec.type, effective_params(spec))
                 except InvalidParameters as exc:
                     errors.append(
                         checks.Error(
@@ -337,9 +340,9 @@ _CREDENTIALS_HINT = (
 
 
 def _types_hint() -> str:
-    from django_cloudinary_analysis import analyses
+    from django_cloudinary_analysis import analysis_types
 
-    return "Known types: " + ", ".join(sorted(analyses.ANALYSIS_TYPES)) + "."
+    return "Known types: " + ", ".join(sorted(analysis_types.ANALYSIS_TYPES)) + "."
 
 
 # The write-back checks (E020–E023, W020–W021) live with the write-back; this

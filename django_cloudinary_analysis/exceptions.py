@@ -59,7 +59,7 @@ class ConfigurationError(AnalysisError, ValueError):
 
 
 class InvalidParameters(AnalysisError, ValueError):
-    """A request was refused before sending: bad source or extras."""
+    """A request was refused before sending: bad source or params."""
 
     default_code = "invalid_parameters"
 

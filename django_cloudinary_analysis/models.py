@@ -16,7 +16,8 @@ from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from django_cloudinary_analysis.analyses import ANALYSIS_TYPES
+from django_cloudinary_analysis._deprecation import renamed_attribute
+from django_cloudinary_analysis.analysis_types import ANALYSIS_TYPES
 from django_cloudinary_analysis.querysets import ObjectQuerySet
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ REVIEW_PERMISSION = f"cloudinary_analysis.{REVIEW_CODENAME}"
 
 
 def params_hash(params: dict[str, Any] | None) -> str:
-    """Return a stable digest of an analysis's extras (for reuse lookups)."""
+    """Return a stable digest of an analysis's params (for reuse lookups)."""
     canonical = json.dumps(params or {}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -204,7 +205,7 @@ class MediaTagQuerySet(ObjectQuerySet):
 
     def named(self, name: str, min_confidence: float | None = None) -> MediaTagQuerySet:
         """Tags with this normalised name, optionally above a confidence."""
-        from django_cloudinary_analysis.analyses import normalise_name
+        from django_cloudinary_analysis.analysis_types import normalise_name
 
         qs = self.filter(name=normalise_name(name))
         if min_confidence is not None:
@@ -271,12 +272,14 @@ class MediaTag(models.Model):
     name = models.CharField(_("name"), max_length=255)
     label = models.CharField(_("label"), max_length=255)
     confidence = models.FloatField(_("confidence"), null=True, blank=True)
-    source = models.CharField(
-        _("source"),
+    analysis_type = models.CharField(
+        _("analysis type"),
         max_length=40,
         help_text=_("The analysis type that produced the tag."),
     )
     box = models.JSONField(_("bounding box"), null=True, blank=True)
+
+    source = renamed_attribute("analysis_type", "MediaTag.source")
 
     objects = MediaTagQuerySet.as_manager()
 
@@ -321,10 +324,15 @@ class ModerationDecisionQuerySet(ObjectQuerySet):
 class ModerationDecision(models.Model):
     """One verdict on one object; the newest row is the current verdict."""
 
-    class Source(models.TextChoices):
+    class DecidedByKind(models.TextChoices):
+        """Who decided: the policy, a person, or the app when the file changed."""
+
         AUTO = "auto", _("automatic")
         HUMAN = "human", _("human")
         SYSTEM = "system", _("content changed")
+
+    #: Deprecated name of :class:`DecidedByKind` (the field was ``source``).
+    Source = DecidedByKind
 
     content_type = models.ForeignKey(
         ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
@@ -340,8 +348,11 @@ class ModerationDecision(models.Model):
         choices=ModerationStatus.choices,
         blank=True,
     )
-    source = models.CharField(
-        _("decided by"), max_length=10, choices=Source.choices, default=Source.AUTO
+    decided_by_kind = models.CharField(
+        _("decided by"),
+        max_length=10,
+        choices=DecidedByKind.choices,
+        default=DecidedByKind.AUTO,
     )
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -374,6 +385,8 @@ class ModerationDecision(models.Model):
     )
     decided_at = models.DateTimeField(_("decided at"), auto_now_add=True)
 
+    source = renamed_attribute("decided_by_kind", "ModerationDecision.source")
+
     objects = ModerationDecisionQuerySet.as_manager()
 
     class Meta:
@@ -395,12 +408,13 @@ class ModerationDecision(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.content_type_id}:{self.object_id} {self.status} ({self.source})"
+        who = self.decided_by_kind
+        return f"{self.content_type_id}:{self.object_id} {self.status} ({who})"
 
     @property
     def pins_verdict(self) -> bool:
         """Human decisions stand until the content changes."""
-        return self.source == self.Source.HUMAN
+        return self.decided_by_kind == self.DecidedByKind.HUMAN
 
 
 class ReviewClaimQuerySet(models.QuerySet):

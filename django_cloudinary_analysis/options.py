@@ -1,6 +1,6 @@
 """Per-model analysis configuration and object identity.
 
-Which fields of a model are analysed with which types and extras
+Which fields of a model are analysed with which types and params
 (``AnalysisMeta``), stored file names and what changed in a save, the
 uploader, and the one expression between a primary key and the text
 ``object_id`` the app's rows store. Imported by the mixin, services, checks,
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class AnalysisSpec:
-    """One analysis type with its extras, as configured for a field."""
+    """One analysis type with its params, as configured for a field."""
 
     type: str
     params: Mapping[str, Any] = field(default_factory=dict)
@@ -40,8 +40,8 @@ def _spec(item: Any) -> AnalysisSpec:
         params = {k: v for k, v in item.items() if k != "type"}
         return AnalysisSpec(item["type"], params)
     raise TypeError(
-        f"cannot read analysis {item!r}: use a type name, (type, extras) "
-        "or {'type': ..., **extras}"
+        f"cannot read analysis {item!r}: use a type name, (type, params) "
+        "or {'type': ..., **params}"
     )
 
 
@@ -57,12 +57,12 @@ def file_field_names(model: type[Model]) -> list[str]:
 
 
 def analysis_config(model: type[Model]) -> dict[str, list[AnalysisSpec]]:
-    """Read a model's ``AnalysisMeta``: file field → analyses with extras.
+    """Read a model's ``AnalysisMeta``: file field → analyses with params.
 
     ``fields`` is a list of field names (each gets ``analyses``) or a dict of
     field name → analyses; ``analyses`` defaults to the DEFAULT_ANALYSES
-    setting. An analysis is a type name, ``(type, extras)`` or
-    ``{"type": ..., **extras}``.
+    setting. An analysis is a type name, ``(type, params)`` or
+    ``{"type": ..., **params}``.
     """
     from django_cloudinary_analysis.conf import app_settings
 
@@ -188,7 +188,7 @@ def pk_as_text(model: type[Model], using: str = "default") -> Any:
 
 
 def effective_params(spec: AnalysisSpec) -> dict[str, Any]:
-    """The extras sent for ``spec``, with site defaults filled in."""
+    """The params sent for ``spec``, with site defaults filled in."""
     from django_cloudinary_analysis.conf import app_settings
 
     params = dict(spec.params)

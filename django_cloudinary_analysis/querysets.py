@@ -3,13 +3,23 @@ accountability tables use them without importing ``models``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models import Q
 
 if TYPE_CHECKING:
     from django.db.models import Model
+
+
+def object_pairs(keys: Iterable[tuple[int, str]]) -> Q:
+    """A condition matching rows of any of the (content type id, object id) keys."""
+    where = Q(pk__in=[])
+    for ct_id, object_id in keys:
+        where |= Q(content_type_id=ct_id, object_id=object_id)
+    return where
 
 
 class ObjectQuerySet(models.QuerySet):

@@ -141,7 +141,10 @@ def undo(
     if not history or history[0].pk != decision_id:
         raise UndoRefused("a newer decision was made on this object")
     last = history[0]
-    if last.decided_by_id != user.pk or last.source != ModerationDecision.Source.HUMAN:
+    if (
+        last.decided_by_id != user.pk
+        or last.decided_by_kind != ModerationDecision.DecidedByKind.HUMAN
+    ):
         raise UndoRefused("only your own decisions can be undone")
     if last.decided_at < timezone.now() - window:
         raise UndoRefused("the time to undo this decision has passed")

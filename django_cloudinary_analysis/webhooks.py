@@ -231,14 +231,15 @@ def webhook(request: HttpRequest) -> HttpResponse:
     outcome = services.apply_notification(payload)
     # The webhook can beat the worker storing the task id of its 202: while an
     # async call is in flight, look again briefly before answering "unknown".
+    unknown = services.NotificationOutcome.UNKNOWN
     rechecks = int(app_settings.WEBHOOK_RECHECK / RECHECK_INTERVAL)
-    while outcome == "unknown" and rechecks > 0 and services.async_call_in_flight():
+    while outcome == unknown and rechecks > 0 and services.async_call_in_flight():
         rechecks -= 1
         time.sleep(RECHECK_INTERVAL)
         outcome = services.apply_notification(payload)
-    if outcome == "unknown":
+    if outcome == unknown:
         logger.info("webhook for an unknown task %s", task_id, extra=extra)
-    elif outcome == "ignored":
+    elif outcome == services.NotificationOutcome.IGNORED:
         logger.info(
             "webhook of type %r ignored (task %s)",
             notification_type,
@@ -247,4 +248,4 @@ def webhook(request: HttpRequest) -> HttpResponse:
         )
     else:  # applied, failed, duplicate or cancelled: every outcome is final
         logger.info("webhook for task %s: %s", task_id, outcome, extra=extra)
-    return JsonResponse({"status": outcome})
+    return JsonResponse({"status": str(outcome)})

@@ -51,7 +51,7 @@ def _history() -> None:
             content_type=ct,
             object_id=str(n),
             status=status,
-            source="auto",
+            decided_by_kind="auto",
             reasons=REASONS[n % 3],
         )
         ModerationDecision.objects.filter(pk=auto.pk).update(decided_at=at)
@@ -60,7 +60,7 @@ def _history() -> None:
                 content_type=ct,
                 object_id=str(n),
                 status="approved" if n % 2 else "rejected",
-                source="human",
+                decided_by_kind="human",
             )
             ModerationDecision.objects.filter(pk=human.pk).update(
                 decided_at=at + timedelta(minutes=30)

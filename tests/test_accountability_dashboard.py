@@ -34,7 +34,7 @@ _tick = count()
 def decide(
     obj_id: str,
     status: str,
-    source: str,
+    kind: str,
     reasons: Any = (),
     *,
     days_ago: int = 1,
@@ -46,7 +46,7 @@ def decide(
         content_type=ContentType.objects.get_for_model(model),
         object_id=obj_id,
         status=status,
-        source=source,
+        decided_by_kind=kind,
         reasons=list(reasons),
         decided_by=by,
     )
@@ -152,10 +152,10 @@ def test_numbers(scenario: dict[str, Any]) -> None:
     assert sum(board.decisions_by_day["rejected"]) == 6
     day = board.days.index(timezone.localdate(NOW - timedelta(days=3)))
     assert board.decisions_by_day["approved"][day] == 1
-    assert board.decisions_by_source == {"auto": 6, "human": 5, "system": 1}
+    assert board.decisions_by_kind == {"auto": 6, "human": 5, "system": 1}
     assert [q.feature for q in board.quotas] == ["google_tagging"]
     # Every model: H counts too; a period that ends before F leaves F out.
-    assert dashboard.build(owned_filters()).decisions_by_source["auto"] == 7
+    assert dashboard.build(owned_filters()).decisions_by_kind["auto"] == 7
     narrow = dashboard.Filters(NOW - timedelta(days=2, hours=1), NOW, ct)
     assert sum(dashboard.build(narrow).decisions_by_day["rejected"]) == 5
 
@@ -181,7 +181,7 @@ def test_constant_queries() -> None:
     many(100)
     with CaptureQueriesContext(connection) as large:
         board = dashboard.build(owned_filters())
-    assert sum(board.decisions_by_source.values()) == 110 + 4 + 34
+    assert sum(board.decisions_by_kind.values()) == 110 + 4 + 34
     assert len(small) == len(large) <= 7
 
 

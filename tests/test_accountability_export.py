@@ -84,7 +84,10 @@ def test_rows_are_read_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     ModerationDecision.objects.bulk_create(
         ModerationDecision(
-            content_type_id=ct_id, object_id=str(n), status="approved", source="auto"
+            content_type_id=ct_id,
+            object_id=str(n),
+            status="approved",
+            decided_by_kind="auto",
         )
         for n in range(25)
     )

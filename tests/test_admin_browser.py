@@ -272,7 +272,7 @@ def click_on(browser: Any, element: Any) -> None:
 
 
 def humans() -> int:
-    return ModerationDecision.objects.filter(source="human").count()
+    return ModerationDecision.objects.filter(decided_by_kind="human").count()
 
 
 def review_items(memory_backend: Any, image_file: Any, n: int) -> list[Photo]:
@@ -318,7 +318,7 @@ def test_reviewer_clears_a_queue_of_20_with_the_keyboard_only(
         return {
             f"{ct}:{oid}"
             for ct, oid in ModerationDecision.objects.filter(
-                source="human"
+                decided_by_kind="human"
             ).values_list("content_type_id", "object_id")
         }
 
@@ -345,7 +345,9 @@ def test_reviewer_clears_a_queue_of_20_with_the_keyboard_only(
     ]
     assert statuses.count(ModerationStatus.APPROVED) == 19
     assert statuses.count(ModerationStatus.REJECTED) == 1
-    rejected = ModerationDecision.objects.get(source="human", status="rejected")
+    rejected = ModerationDecision.objects.get(
+        decided_by_kind="human", status="rejected"
+    )
     assert rejected.note == "Too dark to tell."
 
 

@@ -210,7 +210,9 @@ def test_rerun_action_needs_the_reanalyze_permission(
 # -- the MediaTag admin ------------------------------------------------------------
 
 
-def test_tag_list_filters_by_source_and_searches_names(admin_client: Client) -> None:
+def test_tag_list_filters_by_analysis_type_and_searches_names(
+    admin_client: Client,
+) -> None:
     (photo,) = bulk_media(Photo, 1)
     analysis = Analysis.objects.filter(
         object_id=str(photo.pk), analysis_type="ai_vision_moderation"
@@ -223,10 +225,10 @@ def test_tag_list_filters_by_source_and_searches_names(admin_client: Client) -> 
         name="violence",
         label="Violence",
         confidence=None,
-        source="ai_vision_moderation",
+        analysis_type="ai_vision_moderation",
     )
     url = changelist(MediaTag)
-    response = admin_client.get(url, {"source": "ai_vision_moderation"})
+    response = admin_client.get(url, {"analysis_type": "ai_vision_moderation"})
     assert [t.name for t in rows_of(response)] == ["violence"]
     assert [t.name for t in rows_of(admin_client.get(url, {"q": "tag-3"}))] == ["tag-3"]
     assert len(rows_of(admin_client.get(url))) == 9

@@ -66,7 +66,7 @@ def test_mixin_top_tags_are_the_most_confident_distinct_names(
         name="tag-0",
         label="Tag 0",
         confidence=0.99,
-        source="lvis",
+        analysis_type="lvis",
     )
     response = admin_client.get(changelist(Photo))
     tags = re.findall(
@@ -172,7 +172,7 @@ def test_mixin_approve_and_reject_with_note(
     first.refresh_from_db()
     assert first.moderation_status == ModerationStatus.APPROVED
     decision = ModerationDecision.objects.for_object(first).first()
-    assert (decision.status, decision.source, decision.previous_status) == (
+    assert (decision.status, decision.decided_by_kind, decision.previous_status) == (
         "approved",
         "human",
         "review",

@@ -43,16 +43,20 @@ def test_review_page_rejects_with_a_note(admin_client: Client, uploaded: Any) ->
     photo.refresh_from_db()
     assert photo.moderation_status == ModerationStatus.REJECTED
     decision = ModerationDecision.objects.for_object(photo).first()
-    assert decision.source == ModerationDecision.Source.HUMAN
+    assert decision.decided_by_kind == ModerationDecision.DecidedByKind.HUMAN
     assert decision.note == "shows a weapon"
     assert decision.decided_by.username == "admin"
     assert "beach is now rejected." in messages_of(admin_client.get(response.url))
+    # The history says who decided: the kind, and the person for a human one.
+    assert "<td>human · admin</td>" in admin_client.get(url).content.decode()
 
     # A human verdict can be released back to the policy.
     admin_client.post(url, {"verdict": "release", "note": ""})
     photo.refresh_from_db()
     assert photo.moderation_status == ModerationStatus.REVIEW
-    assert ModerationDecision.objects.for_object(photo).first().source == "auto"
+    assert (
+        ModerationDecision.objects.for_object(photo).first().decided_by_kind == "auto"
+    )
 
 
 def test_review_page_works_for_uuid_and_string_keys(

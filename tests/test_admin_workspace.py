@@ -69,6 +69,8 @@ def test_workspace_claims_a_batch_per_reviewer_without_overlap(
     assert shown_keys(first.get(url())) == mine
     page = first.get(url()).content.decode()
     assert "editor2" in page  # the queue shows who holds what
+    # Each item's history says who decided (bulk_media: the file, then the policy).
+    assert "<td>content changed</td>" in page and "<td>automatic</td>" in page
 
 
 def test_form_post_decides_releases_the_claim_and_comes_back(
@@ -146,7 +148,9 @@ def test_bulk_decides_selected_items_with_one_note_and_approves_the_clean_ones(
     )
     notes = {
         d.object_id: d.note
-        for d in ModerationDecision.objects.filter(source="human", status="rejected")
+        for d in ModerationDecision.objects.filter(
+            decided_by_kind="human", status="rejected"
+        )
     }
     assert notes == {str(p.pk): "spam" for p in photos[:2]}
     client.post(

@@ -16,7 +16,7 @@ from types import ModuleType
 import pytest
 from django.core.files.storage import FileSystemStorage
 
-from django_cloudinary_analysis import analyses
+from django_cloudinary_analysis import analysis_types
 from django_cloudinary_analysis.backends.base import Media
 from django_cloudinary_analysis.backends.local import LocalBackend, tagging
 from django_cloudinary_analysis.exceptions import ConfigurationError
@@ -83,7 +83,7 @@ def test_answers_are_marked_with_the_model_and_normalise_to_tags():
     scores = [item["score"] for item in analysis["label_annotations"]["labels"]]
     assert scores == sorted(scores, reverse=True)
     assert all(score >= 0.05 for score in scores)  # the default min_score
-    normalised = analyses.get("google_tagging").normaliser(
+    normalised = analysis_types.get("google_tagging").normaliser(
         "google_tagging", analysis, {}
     )
     assert normalised.tags[0].name == "espresso"

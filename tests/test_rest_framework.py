@@ -155,7 +155,7 @@ def add_analysis(
             name=label.casefold(),
             label=label,
             confidence=confidence,
-            source=analysis_type,
+            analysis_type=analysis_type,
         )
         for label, confidence in tags
     )
@@ -188,7 +188,7 @@ def bulk_objects(count: int, *, verdict: str = ModerationStatus.REVIEW) -> list[
             name=name,
             label=name,
             confidence=conf,
-            source="google_tagging",
+            analysis_type="google_tagging",
         )
         for a in analyses
         for name, conf in (("cat", 0.9), ("sofa", 0.4))
@@ -231,7 +231,7 @@ def test_analysis_list_nests_tags_and_paginates(
             "name": "photograph",
             "label": "photograph",
             "confidence": 0.9,
-            "source": "google_tagging",
+            "analysis_type": "google_tagging",
             "field": "image",
             "box": None,
             "analysis": tagging["id"],
@@ -371,7 +371,7 @@ def test_object_summary(admin_user: User, make_photo: Callable[..., Photo]) -> N
     assert body["display"] == "summary"
     assert body["moderation_status"] == "review"
     assert body["decision"]["moderation_status"] == "review"
-    assert body["decision"]["source"] == "auto"
+    assert body["decision"]["decided_by_kind"] == "auto"
     assert body["decision"]["reasons"][0]["rule"] == "question_unknown"
     assert [(r["field"], r["analysis_type"], r["status"]) for r in body["results"]] == [
         ("image", "ai_vision_moderation", "succeeded"),
@@ -543,7 +543,7 @@ def test_approve_and_reject_record_human_decisions(
     body = response.json()
     assert body["moderation_status"] == "approved"
     assert body["decision"]["previous_status"] == "review"
-    assert body["decision"]["source"] == "human"
+    assert body["decision"]["decided_by_kind"] == "human"
     assert body["decision"]["note"] == "looks fine"
     assert body["decision"]["decided_by"] == reviewer.pk
     assert body["decision"]["decided_by_username"] == "reviewer"
@@ -558,7 +558,7 @@ def test_approve_and_reject_record_human_decisions(
     assert response.json()["decision"]["note"] == ""
     latest = ModerationDecision.objects.for_object(photo).first()
     assert latest is not None
-    assert (latest.status, latest.decided_by, latest.source) == (
+    assert (latest.status, latest.decided_by, latest.decided_by_kind) == (
         "rejected",
         reviewer,
         "human",

@@ -123,7 +123,7 @@ def test_undo_restores_an_earlier_human_verdict_and_refuses_late(
     photo.refresh_from_db()
     assert photo.moderation_status == ModerationStatus.APPROVED
     latest = ModerationDecision.objects.for_object(photo).first()
-    assert latest.source == ModerationDecision.Source.HUMAN
+    assert latest.decided_by_kind == ModerationDecision.DecidedByKind.HUMAN
     ModerationDecision.objects.filter(pk=latest.pk).update(
         decided_at=timezone.now() - review.UNDO_WINDOW - timedelta(seconds=1)
     )

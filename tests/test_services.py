@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.contenttypes.models import ContentType
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -137,7 +138,7 @@ def test_update_fields_are_honoured(save, image_file):
     assert Analysis.objects.for_object(photo).count() == 6
     # moderation_status was not in update_fields but was reset all the same
     assert photo.moderation_status in ("pending", "approved")
-    history = list(photo.moderation_history.values_list("source", flat=True))
+    history = list(photo.moderation_history.values_list("decided_by_kind", flat=True))
     assert "system" in history
 
 
@@ -184,7 +185,7 @@ def test_human_rejection_survives_reanalysis_and_resets_on_new_file(
     photo = save(image=image_file("a.png", 1))
     assert Photo.objects.get(pk=photo.pk).moderation_status == "approved"
     decision = services.reject(photo, note="off-topic")
-    assert decision.source == "human" and decision.note == "off-topic"
+    assert decision.decided_by_kind == "human" and decision.note == "off-topic"
     with django_capture_on_commit_callbacks(execute=True):
         photo.analyze(force=True)
     photo.refresh_from_db()
@@ -198,7 +199,7 @@ def test_human_rejection_survives_reanalysis_and_resets_on_new_file(
     assert photo.moderation_status == "approved"
     sources = list(
         photo.moderation_history.order_by("decided_at", "pk").values_list(
-            "source", "status"
+            "decided_by_kind", "status"
         )
     )
     assert sources[-3:] == [
@@ -221,7 +222,7 @@ def test_send_to_review_holds_the_object_until_a_person_decides(
 ):
     photo = save(image=image_file("a.png", 3))
     decision = services.send_to_review(photo, note="a second look")
-    assert (decision.status, decision.source) == ("review", "human")
+    assert (decision.status, decision.decided_by_kind) == ("review", "human")
     assert decision.previous_status == "approved"
     assert decision.note == "a second look" and decision.pins_verdict
     # A re-run's automatic verdict does not take it out of the queue.
@@ -245,7 +246,7 @@ def test_moderation_answers(save, image_file, memory_backend, answer, verdict):
     photo.refresh_from_db()
     assert photo.moderation_status == verdict
     latest = photo.moderation_history.first()
-    assert latest.source == "auto"
+    assert latest.decided_by_kind == "auto"
     if answer != "no":
         assert latest.reasons[0]["question"] == "Is it nude?"
 
@@ -655,3 +656,42 @@ def test_unknown_type_in_a_row_fails_with_its_code(image_file):
     analysis.refresh_from_db()
     assert analysis.error_code == "unknown_analysis_type"
     assert "retired_type" in analysis.error_message
+
+
+def test_rerun_modes_are_an_enum_and_the_old_names_are_its_members(
+    save, image_file, memory_backend
+) -> None:
+    assert services.RERUN_ALL is services.Rerun.ALL == "all"
+    assert services.RERUN_MISSING is services.Rerun.MISSING
+    assert services.RERUN_FAILED is services.Rerun.FAILED
+    assert services.RERUN_UNSUCCESSFUL is services.Rerun.UNSUCCESSFUL
+    photo = save(image=image_file())
+    with pytest.raises(ValueError, match="everything"):
+        services.schedule_many([photo], rerun="everything")
+    # The plain value still works: callers that stored the string keep working.
+    assert services.schedule_many([photo], rerun="missing", dry_run=True) == []
+
+
+def test_current_analyses_of_many_objects_costs_the_same_queries_as_one(
+    save, image_file, memory_backend
+) -> None:
+    photos = [save(image=image_file()) for _ in range(4)]
+    article = save(Article, title="a", cover=image_file())
+    photos[0].image = image_file()  # a new file: its earlier analyses are stale
+    photos[0].save()
+    objects = [*photos, article]
+    counts = {}
+    for n in (1, len(objects)):
+        for tags in (True, False):
+            with CaptureQueriesContext(connection) as ctx:
+                found = services.current_analyses_many(objects[:n], tags=tags)
+            counts[(n, tags)] = len(ctx.captured_queries)
+    assert counts == {(1, True): 2, (5, True): 2, (1, False): 1, (5, False): 1}
+    for obj in objects:
+        key = (ContentType.objects.get_for_model(obj).pk, str(obj.pk))
+        assert [a.pk for a in found[key]] == [
+            a.pk for a in services.current_analyses(obj)
+        ]
+    replaced = found[(ContentType.objects.get_for_model(Photo).pk, str(photos[0].pk))]
+    assert replaced and {a.file_name for a in replaced} == {photos[0].image.name}
+    assert services.current_analyses_many([]) == {}

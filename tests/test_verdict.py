@@ -336,7 +336,7 @@ def test_a_rejection_follows_a_reupload_of_the_same_bytes(
 
     assert stored_status(copy) == ModerationStatus.REJECTED
     decision = ModerationDecision.objects.for_object(copy).first()
-    assert decision.source == ModerationDecision.Source.HUMAN
+    assert decision.decided_by_kind == ModerationDecision.DecidedByKind.HUMAN
     assert decision.follows_id == rejection.pk
     assert decision.decided_by == reviewer
     assert decision.content_key == rejection.content_key != ""

@@ -382,7 +382,7 @@ class VerdictMachine(RuleBasedStateMachine):
     @invariant()
     def no_duplicate_tags(self) -> None:
         twice = (
-            MediaTag.objects.values("object_id", "field_name", "name", "source")
+            MediaTag.objects.values("object_id", "field_name", "name", "analysis_type")
             .annotate(n=Count("pk"))
             .filter(n__gt=1)
         )

@@ -14,7 +14,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.urls import reverse
 from django.utils import timezone
 
-from django_cloudinary_analysis import webhooks
+from django_cloudinary_analysis import services, webhooks
 from django_cloudinary_analysis.models import (
     Analysis,
     AnalysisStatus,
@@ -852,3 +852,11 @@ def test_chunked_body_the_server_cannot_end_is_411(rf: Any, waiting: Analysis) -
     assert response.status_code == 411
     assert json.loads(response.content) == {"error": "length_required"}
     assert snapshot() == before
+
+
+def test_apply_notification_answers_with_an_outcome_member() -> None:
+    outcome = services.apply_notification({"notification_type": "upload"})
+    assert outcome is services.NotificationOutcome.IGNORED
+    assert f"{outcome}" == str(outcome) == "ignored"
+    unknown = {"notification_type": "analyze", "task_id": "nope"}
+    assert services.apply_notification(unknown) is services.NotificationOutcome.UNKNOWN

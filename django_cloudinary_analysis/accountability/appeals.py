@@ -106,7 +106,7 @@ def close_for(obj: Model, decision: ModerationDecision) -> Appeal | None:
     appeal's own "review" decision and other review/pending verdicts leave it
     open.
     """
-    if decision.source == ModerationDecision.Source.SYSTEM:
+    if decision.decided_by_kind == ModerationDecision.DecidedByKind.SYSTEM:
         outcome = AppealStatus.SUPERSEDED
     elif decision.status == ModerationStatus.APPROVED:
         outcome = AppealStatus.OVERTURNED

@@ -79,7 +79,7 @@ class Dashboard:
     filters: Filters
     days: list[date] = field(default_factory=list)
     decisions_by_day: dict[str, list[int]] = field(default_factory=dict)
-    decisions_by_source: dict[str, int] = field(default_factory=dict)
+    decisions_by_kind: dict[str, int] = field(default_factory=dict)
     queue_size: int = 0
     queue_oldest: datetime | None = None
     overturn_by_rule: list[dict[str, Any]] = field(default_factory=list)
@@ -124,18 +124,18 @@ def build(filters: Filters) -> Dashboard:
     board = Dashboard(filters=filters, days=_days(filters))
     decisions = filters.decisions()
 
-    # 1. decisions per day by verdict, and per source
+    # 1. decisions per day by verdict, and per kind of decider (decided_by_kind)
     rows = list(
         decisions.annotate(day=TruncDate("decided_at"))
-        .values("day", "status", "source")
+        .values("day", "status", "decided_by_kind")
         .annotate(n=Count("pk"))
         .order_by()
     )
     board.decisions_by_day = _series(rows, board.days, "status", "n")
-    by_source: dict[str, int] = defaultdict(int)
+    by_kind: dict[str, int] = defaultdict(int)
     for row in rows:
-        by_source[row["source"]] += row["n"]
-    board.decisions_by_source = dict(by_source)
+        by_kind[row["decided_by_kind"]] += row["n"]
+    board.decisions_by_kind = dict(by_kind)
 
     # 2. the queue now: current verdicts (newest decision per object) awaiting review
     newer = ModerationDecision.objects.filter(
@@ -221,37 +221,44 @@ def overturns(filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, An
         .exclude(pk__in=appeal_steps)
         .annotate(
             d_id=F("pk"),
-            d_source=F("source"),
+            d_kind=F("decided_by_kind"),
             d_status=F("status"),
-            next_source=Window(Lead("source"), partition_by=partition, order_by=order),
+            next_kind=Window(
+                Lead("decided_by_kind"), partition_by=partition, order_by=order
+            ),
             next_status=Window(Lead("status"), partition_by=partition, order_by=order),
         )
-        .values("d_id", "d_source", "d_status", "next_source", "next_status")
+        .values("d_id", "d_kind", "d_status", "next_kind", "next_status")
         .order_by()
     )
     window_sql, window_params = window.query.sql_with_params()
     quote = connections[window.db].ops.quote_name
-    d_id, d_source, d_status, next_source, next_status = map(
-        quote, ("d_id", "d_source", "d_status", "next_source", "next_status")
+    d_id, d_kind, d_status, next_kind, next_status = map(
+        quote, ("d_id", "d_kind", "d_status", "next_kind", "next_status")
     )
     # Only quoted constant names and Django's compiled SQL are interpolated;
     # every value is a parameter.
-    auto_then_human = (ModerationDecision.Source.AUTO, ModerationDecision.Source.HUMAN)
+    auto_then_human = (
+        ModerationDecision.DecidedByKind.AUTO,
+        ModerationDecision.DecidedByKind.HUMAN,
+    )
     judged = RawSQL(  # noqa: S611
         f"SELECT {d_id} FROM ({window_sql}) t"  # noqa: S608
-        f" WHERE {d_source} = %s AND {next_source} = %s",
+        f" WHERE {d_kind} = %s AND {next_kind} = %s",
         (*window_params, *auto_then_human),
     )
     changed = RawSQL(  # noqa: S611
         f"SELECT {d_id} FROM ({window_sql}) t"  # noqa: S608
-        f" WHERE {d_source} = %s AND {next_source} = %s"
+        f" WHERE {d_kind} = %s AND {next_kind} = %s"
         f" AND {next_status} <> {d_status}",
         (*window_params, *auto_then_human),
     )
     first = KeyTransform(0, "reasons")
     rows = (
         filters.decisions()
-        .filter(source=ModerationDecision.Source.AUTO, status__in=VERDICTS)
+        .filter(
+            decided_by_kind=ModerationDecision.DecidedByKind.AUTO, status__in=VERDICTS
+        )
         .annotate(
             g_type=Coalesce(
                 KeyTextTransform("type", first), Value(""), output_field=CharField()

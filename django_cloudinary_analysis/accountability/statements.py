@@ -106,7 +106,8 @@ def issue_statement(
         decision=decision,
         defaults={
             "owner": owner if getattr(owner, "pk", None) is not None else None,
-            "automated": decision.source != ModerationDecision.Source.HUMAN,
+            "automated": decision.decided_by_kind
+            != ModerationDecision.DecidedByKind.HUMAN,
             "grounds": build_grounds(decision),
             "appealable": not Appeal.objects.filter(closing_decision=decision).exists(),
         },

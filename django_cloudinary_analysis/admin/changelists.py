@@ -230,7 +230,7 @@ class AnalysisAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("parameters"))
     def params_display(self, obj: Analysis) -> SafeString:
-        """The extras sent, as JSON."""
+        """The params sent, as JSON."""
         return pretty_json(obj.params)
 
     @admin.display(description=_("result"))
@@ -286,12 +286,12 @@ class MediaTagAdmin(ReadOnlyAdmin):
         "name",
         "label",
         "confidence_display",
-        "source",
+        "analysis_type",
         "object_display",
         "field_name",
         "analysis_display",
     )
-    list_filter = ("source", ("content_type", admin.RelatedOnlyFieldListFilter))
+    list_filter = ("analysis_type", ("content_type", admin.RelatedOnlyFieldListFilter))
     search_fields = ("name", "label")
     search_help_text = _("Tag name or label.")
     list_select_related = ("content_type",)
@@ -299,7 +299,7 @@ class MediaTagAdmin(ReadOnlyAdmin):
         "name",
         "label",
         "confidence",
-        "source",
+        "analysis_type",
         "object_display",
         "content_type",
         "object_id",

@@ -63,12 +63,12 @@ def verdict_badge_label(status: str) -> str:
         return status
 
 
-def source_label(source: str) -> str:
-    """The translated name of a decision's source (the raw value if unknown)."""
+def decided_by_kind_label(kind: str) -> str:
+    """The translated name of who decided (the raw value if unknown)."""
     try:
-        return str(ModerationDecision.Source(source).label)
+        return str(ModerationDecision.DecidedByKind(kind).label)
     except ValueError:
-        return source
+        return kind
 
 
 def acting_user(request: HttpRequest) -> AbstractBaseUser | None:

@@ -66,7 +66,7 @@ class MediaTagInline(ReadOnlyGenericInline):
     """The object's tags, most confident first."""
 
     model = MediaTag
-    fields = ("label", "name", "confidence", "source", "field_name")
+    fields = ("label", "name", "confidence", "analysis_type", "field_name")
     readonly_fields = fields
     classes = ("collapse",)
 
@@ -77,7 +77,7 @@ class ModerationDecisionInline(DecisionColumns, ReadOnlyGenericInline):
     model = ModerationDecision
     fields = (
         "verdict_display",
-        "source",
+        "decided_by_kind",
         "decided_by",
         "reasons_display",
         "note",

@@ -141,7 +141,8 @@ class AnalyzedMediaAdmin(MediaAdminBase):
     # -- actions --
 
     @admin.action(
-        description=_("Re-analyse the selected objects…"), permissions=["reanalyze"]
+        description=_("Re-run the analyses of the selected objects…"),
+        permissions=["reanalyze"],
     )
     def reanalyze_selected(
         self, request: HttpRequest, queryset: QuerySet
@@ -165,7 +166,7 @@ class AnalyzedMediaAdmin(MediaAdminBase):
             queryset,
             template="admin/cloudinary_analysis/reanalyze_confirmation.html",
             action="reanalyze_selected",
-            title=gettext("Re-analyse media"),
+            title=gettext("Re-run analyses"),
             objects=list(queryset),
             form=form,
         )

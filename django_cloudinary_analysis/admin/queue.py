@@ -39,10 +39,10 @@ from django_cloudinary_analysis.admin.display import (
     FOLLOWS_RELATED,
     QUEUE_RANK,
     DecisionColumns,
+    decided_by_kind_label,
     is_sensitive,
     object_link,
     pretty_json,
-    source_label,
     thumbnail_html,
     verdict_badge,
 )
@@ -144,7 +144,7 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         QueueViewFilter,
         AppealFilter,
         "status",
-        "source",
+        "decided_by_kind",
         ("content_type", admin.RelatedOnlyFieldListFilter),
     )
     search_fields = ("=object_id", "note")
@@ -157,7 +157,7 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
         "object_id",
         "verdict_display",
         "previous_status",
-        "source",
+        "decided_by_kind",
         "decided_by",
         "reasons_display",
         "follows_display",
@@ -254,11 +254,15 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
                 ModerationDecision.objects.filter(where)
                 .order_by("decided_at", "pk")
                 .values_list(
-                    "content_type_id", "object_id", "status", "source", "decided_at"
+                    "content_type_id",
+                    "object_id",
+                    "status",
+                    "decided_by_kind",
+                    "decided_at",
                 )
             )
-            for ct_id, oid, status, source, decided_at in decisions:
-                history[(ct_id, oid)].append((status, source, decided_at))
+            for ct_id, oid, status, kind, decided_at in decisions:
+                history[(ct_id, oid)].append((status, kind, decided_at))
         preserved = self.get_preserved_filters(request)
         claims = held_by([(r.content_type_id, r.object_id) for r in rows])
         for row in rows:
@@ -299,12 +303,12 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             obj.content_type,
         )
 
-    @admin.display(description=_("decided by"), ordering="source")
+    @admin.display(description=_("decided by"), ordering="decided_by_kind")
     def decider_display(self, obj: ModerationDecision) -> str:
         """Who decided: the policy, a content change, or a person (named)."""
         if obj.decided_by is None:
-            return source_label(obj.source)
-        return f"{source_label(obj.source)} · {obj.decided_by}"
+            return decided_by_kind_label(obj.decided_by_kind)
+        return f"{decided_by_kind_label(obj.decided_by_kind)} · {obj.decided_by}"
 
     @admin.display(description=_("being reviewed by"))
     def claim_display(self, obj: ModerationDecision) -> str:
@@ -351,11 +355,11 @@ class ModerationDecisionAdmin(DecisionColumns, ReadOnlyAdmin):
             '<span class="dca-history-item" title="{} · {}">{}</span>',
             (
                 (
-                    source_label(source),
+                    decided_by_kind_label(kind),
                     date_format(localtime(decided_at), "SHORT_DATETIME_FORMAT"),
                     verdict_badge(status),
                 )
-                for status, source, decided_at in shown
+                for status, kind, decided_at in shown
             ),
         )
         changelist = reverse(

@@ -13,26 +13,24 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from django_cloudinary_analysis import services
 from django_cloudinary_analysis.admin.changelists import ObjectKey, load_objects
 from django_cloudinary_analysis.admin.display import QUEUE_RANK
 from django_cloudinary_analysis.mixins import (
-    analysis_config,
     content_type_for,
     media_models,
-    stored_name,
 )
 from django_cloudinary_analysis.models import (
     Analysis,
-    AnalysisStatus,
     MediaTag,
     ModerationDecision,
     ModerationStatus,
     ReviewClaim,
 )
+from django_cloudinary_analysis.querysets import object_pairs
 
 if TYPE_CHECKING:
     from django.db.models import Model, QuerySet
@@ -73,12 +71,8 @@ def parse_key(text: str) -> ObjectKey | None:
     return (int(ct_id), object_id)
 
 
-def pairs(keys: Any) -> Q:
-    """A condition matching rows of any of the (content type, object) keys."""
-    where = Q(pk__in=[])
-    for ct_id, object_id in keys:
-        where |= Q(content_type_id=ct_id, object_id=object_id)
-    return where
+#: A condition matching rows of any of the (content type, object) keys.
+pairs = object_pairs
 
 
 @dataclass
@@ -228,28 +222,8 @@ def load_items(rows: list[QueueRow], tag_limit: int = 12) -> list[ItemData]:
     if not items:
         return items
     keys = [i.row.key for i in items]
-    current_files = {
-        i.row.key: {
-            name: stored_name(getattr(i.obj, name, None))
-            for name in analysis_config(type(i.obj))
-        }
-        for i in items
-    }
-    analyses: dict[ObjectKey, list[Analysis]] = defaultdict(list)
-    seen: set[tuple[ObjectKey, str, str]] = set()
-    for analysis in (
-        Analysis.objects.filter(pairs(keys))
-        .exclude(status=AnalysisStatus.CANCELLED)
-        .order_by("-created_at", "-pk")
-    ):
-        key = (analysis.content_type_id, analysis.object_id)
-        names = current_files.get(key, {})
-        if names.get(analysis.field_name) != analysis.file_name:
-            continue
-        if (key, analysis.field_name, analysis.analysis_type) in seen:
-            continue
-        seen.add((key, analysis.field_name, analysis.analysis_type))
-        analyses[key].append(analysis)
+    # The tags come below, a few per object: not every tag of every analysis.
+    analyses = services.current_analyses_many((i.obj for i in items), tags=False)
     tags = MediaTag.objects.by_object(keys, limit=tag_limit)
     history: dict[ObjectKey, list[ModerationDecision]] = defaultdict(list)
     for decision in (

@@ -21,8 +21,9 @@ call its ``retries=``): inside Celery the task layer asks
 :meth:`RetryPolicy.delay` for a countdown and schedules the retry instead.
 
 The parts: :mod:`.results` (typed results and parsing), :mod:`.retry`,
-:mod:`.credentials` (redaction), ``_config`` and ``_protocol`` (request
-building, validation, answers and errors, written once), :mod:`.methods`
+:mod:`.credentials` (redaction), ``_config``, ``_protocol`` (request
+building, validation, answers) and ``_errors`` (failures as exceptions), each
+written once, :mod:`.methods`
 (the fifteen typed methods), and the two transports :mod:`.sync`
 (``requests``) and :mod:`.aio` (``httpx``, the ``async`` extra; imported on
 first use of ``AsyncAnalyzeClient``).

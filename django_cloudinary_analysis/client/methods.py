@@ -30,9 +30,9 @@ class AnalysisMethods(Generic[_R, _S]):
         async_: bool = False,
         notification_url: str | None = None,
         retries: Retries = None,
-        **extras: Any,
+        **params: Any,
     ) -> _R:
-        """Run ``analysis_type`` on ``source``; extras are validated first."""
+        """Run ``analysis_type`` on ``source``; params are validated first."""
         raise NotImplementedError
 
     def _analyze_sync_only(

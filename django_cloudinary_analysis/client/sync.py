@@ -116,11 +116,11 @@ class AnalyzeClient(
         async_: bool = False,
         notification_url: str | None = None,
         retries: Retries = None,
-        **extras: Any,
+        **params: Any,
     ) -> AnalysisResult | Accepted:
-        """Run ``analysis_type`` on ``source``; extras are validated first."""
+        """Run ``analysis_type`` on ``source``; params are validated first."""
         path, data = self._analyze_request(
-            analysis_type, source, async_, notification_url, extras
+            analysis_type, source, async_, notification_url, params
         )
         result = self._call("POST", path, data, analysis_type, retries)
         assert not isinstance(result, TaskStatus)

@@ -18,7 +18,7 @@ from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 from rest_framework import exceptions, filters
 
-from django_cloudinary_analysis.analyses import normalise_name
+from django_cloudinary_analysis.analysis_types import normalise_name
 from django_cloudinary_analysis.conf import import_setting
 from django_cloudinary_analysis.mixins import AnalyzedMedia, content_type_for
 from django_cloudinary_analysis.models import (

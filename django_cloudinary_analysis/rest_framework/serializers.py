@@ -61,7 +61,15 @@ class MediaTagSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = MediaTag
-        fields = ["name", "label", "confidence", "source", "field", "box", "analysis"]
+        fields = [
+            "name",
+            "label",
+            "confidence",
+            "analysis_type",
+            "field",
+            "box",
+            "analysis",
+        ]
         read_only_fields = fields
 
 
@@ -246,7 +254,7 @@ class ModerationDecisionSerializer(serializers.ModelSerializer):
             "id",
             "moderation_status",
             "previous_status",
-            "source",
+            "decided_by_kind",
             "decided_by",
             "decided_by_username",
             "reasons",

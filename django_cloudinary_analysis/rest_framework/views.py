@@ -239,7 +239,7 @@ class MediaObjectViewSet(CloudinaryAnalysisViewMixin, viewsets.GenericViewSet):
     @extend_schema(
         request=ReanalyzeObjectSerializer,
         responses={200: ScheduledSerializer, 202: ScheduledSerializer},
-        summary="Re-analyse one object",
+        summary="Re-run the analyses of one object",
     )
     def reanalyze(
         self, request: Request, content_type: str, object_id: str

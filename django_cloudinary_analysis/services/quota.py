@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
-from django_cloudinary_analysis import analyses as registry
-from django_cloudinary_analysis import payloads
+from django_cloudinary_analysis import analysis_types, payloads
 from django_cloudinary_analysis.client import (
     QuotaLimit,
 )
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 def quota_blocked_until(analysis_type: str) -> datetime | None:
     """When the quota this type spends is exhausted, the time it resets."""
-    feature = registry.get(analysis_type).quota_feature
+    feature = analysis_types.get(analysis_type).quota_feature
     if not feature:
         return None
     return (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
-from django_cloudinary_analysis import analyses as registry
+from django_cloudinary_analysis import analysis_types
 from django_cloudinary_analysis.backends.base import get_backend
 from django_cloudinary_analysis.client import (
     Accepted,
@@ -45,7 +46,7 @@ logger = logging.getLogger(__name__)
 def _notification_url(analysis_type: str, backend: Any) -> str | None:
     if analysis_type not in app_settings.async_types or not backend.supports_async:
         return None
-    if not registry.get(analysis_type).async_allowed:
+    if not analysis_types.get(analysis_type).async_allowed:
         return None
     return app_settings.WEBHOOK_URL or None
 
@@ -134,26 +135,39 @@ def async_call_in_flight() -> bool:
     )
 
 
-def apply_notification(payload: dict[str, Any]) -> str:
+class NotificationOutcome(str, enum.Enum):
+    """What a verified webhook body did (the view logs it and answers it)."""
+
+    APPLIED = "applied"  # the result is stored
+    FAILED = "failed"  # an error notification, or one without a result
+    DUPLICATE = "duplicate"  # the analysis was already final
+    CANCELLED = "cancelled"  # the object or its file changed meanwhile
+    UNKNOWN = "unknown"  # no such task (yet)
+    IGNORED = "ignored"  # another notification type, or no task id
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+def apply_notification(payload: dict[str, Any]) -> NotificationOutcome:
     """Apply a verified webhook body; return what happened (for the log).
 
-    Outcomes: ``applied``, ``failed`` (an error notification), ``duplicate``
-    (already final), ``unknown`` (no such task), ``ignored`` (another type).
+    The outcomes are the members of :class:`NotificationOutcome`.
     """
     if payload.get("notification_type") != "analyze":
-        return "ignored"
+        return NotificationOutcome.IGNORED
     task_id = payload.get("task_id")
     if not isinstance(task_id, str) or not task_id:
-        return "ignored"
+        return NotificationOutcome.IGNORED
     analysis = (
         Analysis.objects.select_related("content_type")
         .filter(remote_task_id=task_id)
         .first()
     )
     if analysis is None:
-        return "unknown"
+        return NotificationOutcome.UNKNOWN
     if analysis.status != AnalysisStatus.WAITING:
-        return "duplicate"
+        return NotificationOutcome.DUPLICATE
     obj = _load_object(analysis)
     if obj is None or stored_name(getattr(obj, analysis.field_name, None)) != (
         analysis.file_name
@@ -165,7 +179,7 @@ def apply_notification(payload: dict[str, Any]) -> str:
             message="the object or its file changed while the analysis ran",
             from_statuses=(AnalysisStatus.WAITING,),
         )
-        return "cancelled"
+        return NotificationOutcome.CANCELLED
     error = payload.get("error")
     if error:
         if isinstance(error, dict):
@@ -182,7 +196,7 @@ def apply_notification(payload: dict[str, Any]) -> str:
             request_id=payload.get("request_id"),
             from_statuses=(AnalysisStatus.WAITING,),
         )
-        return "failed"
+        return NotificationOutcome.FAILED
     data = payload.get("data")
     if not isinstance(data, dict) or not isinstance(data.get("analysis"), dict):
         exc = UnexpectedResponse("the notification carries no data.analysis object")
@@ -194,7 +208,7 @@ def apply_notification(payload: dict[str, Any]) -> str:
             obj=obj,
             from_statuses=(AnalysisStatus.WAITING,),
         )
-        return "failed"
+        return NotificationOutcome.FAILED
     result = AnalysisResult(
         analysis_type=analysis.analysis_type,
         analysis=data["analysis"],
@@ -206,4 +220,4 @@ def apply_notification(payload: dict[str, Any]) -> str:
     applied = apply_result(
         analysis, result, obj=obj, from_statuses=(AnalysisStatus.WAITING,)
     )
-    return "applied" if applied else "duplicate"
+    return NotificationOutcome.APPLIED if applied else NotificationOutcome.DUPLICATE

@@ -12,8 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from django_cloudinary_analysis import analyses as registry
-from django_cloudinary_analysis import signals
+from django_cloudinary_analysis import analysis_types, signals
 from django_cloudinary_analysis.client import (
     AnalysisResult,
     RetryPolicy,
@@ -64,7 +63,7 @@ def apply_result(
     Idempotent: returns False (and changes nothing) when the analysis is no
     longer in one of ``from_statuses``, e.g. on a repeated webhook.
     """
-    kind = registry.get(analysis.analysis_type)
+    kind = analysis_types.get(analysis.analysis_type)
     try:
         normalised = kind.normalise(result.analysis, analysis.params)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -87,7 +86,7 @@ def apply_result(
             name=t.name[:255],
             label=str(t.label)[:255],
             confidence=t.confidence,
-            source=t.source or analysis.analysis_type,
+            analysis_type=t.analysis_type or analysis.analysis_type,
             box=t.box,
         )
         for t in normalised.tags

@@ -140,7 +140,7 @@ def _reuse(analysis: Analysis, donor: Analysis, obj: Model) -> RunOutcome:
                         name=t.name,
                         label=t.label,
                         confidence=t.confidence,
-                        source=t.source,
+                        analysis_type=t.analysis_type,
                         box=t.box,
                     )
                     for t in donor_tags

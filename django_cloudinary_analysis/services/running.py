@@ -9,8 +9,7 @@ from typing import TYPE_CHECKING
 from django.db.models import F
 from django.utils import timezone
 
-from django_cloudinary_analysis import analyses as registry
-from django_cloudinary_analysis import payloads
+from django_cloudinary_analysis import analysis_types, payloads
 from django_cloudinary_analysis.backends.base import get_backend
 from django_cloudinary_analysis.client import (
     Accepted,
@@ -130,7 +129,7 @@ def _run_claimed(analysis: Analysis, *, can_wait: bool) -> RunOutcome:
             obj=obj,
         )
     try:
-        registry.get(analysis.analysis_type)
+        analysis_types.get(analysis.analysis_type)
     except UnknownAnalysisType as exc:  # a row written by hand or an old release
         return _finish(
             analysis, AnalysisStatus.FAILED, code=exc.code, message=str(exc), obj=obj

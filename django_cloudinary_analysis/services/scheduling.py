@@ -3,6 +3,7 @@ recovery of lost messages."""
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
@@ -37,17 +38,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-#: How scheduling treats (field, type, extras) combinations already analysed.
-RERUN_MISSING = "missing"  # only combinations never analysed for this file
+class Rerun(str, enum.Enum):
+    """How scheduling treats (field, type, params) combinations already analysed.
+
+    ``force=True`` (``schedule``, ``AnalyzedMedia.analyze``, the admin and the
+    API) means :attr:`ALL`; without it :attr:`UNSUCCESSFUL`.
+    """
+
+    #: Only combinations never analysed for this file.
+    MISSING = "missing"
+    #: Only those whose newest analysis failed or was skipped.
+    FAILED = "failed"
+    #: Missing, failed or skipped.
+    UNSUCCESSFUL = "unsuccessful"
+    #: Everything, and never reuse an earlier result (force).
+    ALL = "all"
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
-RERUN_FAILED = "failed"  # only those whose newest analysis failed or was skipped
-
-
-RERUN_UNSUCCESSFUL = "unsuccessful"  # missing, failed or skipped
-
-
-RERUN_ALL = "all"  # everything, and never reuse an earlier result (force)
+# The names callers used before the enum; each is the member itself.
+RERUN_MISSING = Rerun.MISSING
+RERUN_FAILED = Rerun.FAILED
+RERUN_UNSUCCESSFUL = Rerun.UNSUCCESSFUL
+RERUN_ALL = Rerun.ALL
 
 
 def schedule(
@@ -62,7 +77,7 @@ def schedule(
         [obj],
         fields=fields,
         types=types,
-        rerun=RERUN_ALL if force else RERUN_UNSUCCESSFUL,
+        rerun=Rerun.ALL if force else Rerun.UNSUCCESSFUL,
     )
 
 
@@ -71,7 +86,7 @@ def schedule_many(
     *,
     fields: Iterable[str] | None = None,
     types: Iterable[str] | None = None,
-    rerun: str = RERUN_UNSUCCESSFUL,
+    rerun: Rerun | str = Rerun.UNSUCCESSFUL,
     new_content: bool = False,
     dry_run: bool = False,
 ) -> list[Analysis]:
@@ -79,7 +94,9 @@ def schedule_many(
 
     Runs a constant number of queries whatever the number of objects: one to
     read what exists (skipped when ``new_content``), one ``bulk_create``.
+    A ``rerun`` that is not a :class:`Rerun` value raises ``ValueError``.
     """
+    rerun = Rerun(rerun)
     if not objs:
         return []
     model = type(objs[0])
@@ -90,7 +107,7 @@ def schedule_many(
     backend_name = get_backend().name
 
     latest: dict[tuple[str, str, str, str, str], str] = {}
-    if not new_content and rerun != RERUN_ALL:
+    if not new_content and rerun != Rerun.ALL:
         rows = (
             Analysis.objects.filter(
                 content_type=ct, object_id__in=[str(o.pk) for o in objs]
@@ -125,12 +142,12 @@ def schedule_many(
                 params = effective_params(spec)
                 phash = params_hash(params)
                 status = latest.get((oid, field_name, file_name, spec.type, phash))
-                if rerun == RERUN_MISSING and status is not None:
+                if rerun == Rerun.MISSING and status is not None:
                     continue
-                if rerun == RERUN_FAILED and status not in unsuccessful:
+                if rerun == Rerun.FAILED and status not in unsuccessful:
                     continue
                 if (
-                    rerun == RERUN_UNSUCCESSFUL
+                    rerun == Rerun.UNSUCCESSFUL
                     and status is not None
                     and status not in unsuccessful
                 ):
@@ -145,7 +162,7 @@ def schedule_many(
                         params=params,
                         params_hash=phash,
                         backend=backend_name,
-                        allow_reuse=rerun != RERUN_ALL,
+                        allow_reuse=rerun != Rerun.ALL,
                     )
                 )
     if dry_run or not planned:
@@ -241,7 +258,7 @@ def content_changed(
         obj,
         ModerationStatus.PENDING,
         previous=previous_status,
-        source=ModerationDecision.Source.SYSTEM,
+        decided_by_kind=ModerationDecision.DecidedByKind.SYSTEM,
         reasons=[{"rule": "content_changed", "fields": list(fields)}],
         note=note,
         write_status=not status_written,

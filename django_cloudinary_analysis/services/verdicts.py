@@ -24,6 +24,7 @@ from django_cloudinary_analysis.options import (
     content_type_for,
     stored_name,
 )
+from django_cloudinary_analysis.querysets import object_pairs
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -41,25 +42,44 @@ def _lock_object(obj: Model) -> None:
 
 def current_analyses(obj: Model) -> list[Analysis]:
     """The newest analysis per (field, type) for the object's current files."""
-    names = {
-        field: stored_name(getattr(obj, field, None))
-        for field in analysis_config(type(obj))
-    }
-    seen: set[tuple[str, str]] = set()
-    current = []
+    return next(iter(current_analyses_many([obj]).values()))
+
+
+def current_analyses_many(
+    objs: Iterable[Model], *, tags: bool = True
+) -> dict[tuple[int, str], list[Analysis]]:
+    """:func:`current_analyses` of many objects, keyed by (content type id, pk text).
+
+    One query whatever the number of objects, plus one for the tags unless
+    ``tags`` is false (a caller that loads tags its own way).
+    """
+    names: dict[tuple[int, str], dict[str, str]] = {}
+    for obj in objs:
+        key = (content_type_for(obj).pk, str(obj.pk))
+        names[key] = {
+            field: stored_name(getattr(obj, field, None))
+            for field in analysis_config(type(obj))
+        }
+    current: dict[tuple[int, str], list[Analysis]] = {key: [] for key in names}
+    if not names:
+        return current
     rows = (
-        Analysis.objects.for_object(obj)
+        Analysis.objects.filter(object_pairs(names))
         .exclude(status=AnalysisStatus.CANCELLED)
-        .prefetch_related("tags")
+        .order_by("-created_at", "-pk")
     )
+    if tags:
+        rows = rows.prefetch_related("tags")
+    seen: set[tuple[int, str, str, str]] = set()
     for analysis in rows:  # newest first
-        if names.get(analysis.field_name) != analysis.file_name:
+        key = (analysis.content_type_id, analysis.object_id)
+        if names[key].get(analysis.field_name) != analysis.file_name:
             continue
-        key = (analysis.field_name, analysis.analysis_type)
-        if key in seen:
+        newest = (*key, analysis.field_name, analysis.analysis_type)
+        if newest in seen:
             continue
-        seen.add(key)
-        current.append(analysis)
+        seen.add(newest)
+        current[key].append(analysis)
     return current
 
 
@@ -86,7 +106,7 @@ def update_verdict(obj: Model) -> ModerationDecision | None:
         obj,
         verdict.status,
         previous=old,
-        source=ModerationDecision.Source.AUTO,
+        decided_by_kind=ModerationDecision.DecidedByKind.AUTO,
         reasons=verdict.reasons,
     )
 
@@ -132,7 +152,7 @@ def _follow_human_decision(
         obj,
         origin.status,
         previous=latest.status if latest is not None else obj.moderation_status,  # type: ignore[attr-defined]
-        source=ModerationDecision.Source.HUMAN,
+        decided_by_kind=ModerationDecision.DecidedByKind.HUMAN,
         reasons=[
             {
                 "rule": "follows_content",
@@ -153,9 +173,9 @@ def _follow_human_decision(
 
 def _released_since_new_content(obj: Model) -> bool:
     for decision in ModerationDecision.objects.for_object(obj).only(
-        "source", "reasons"
+        "decided_by_kind", "reasons"
     ):  # newest first
-        if decision.source == ModerationDecision.Source.SYSTEM:
+        if decision.decided_by_kind == ModerationDecision.DecidedByKind.SYSTEM:
             return False
         if any(r.get("rule") == "released" for r in decision.reasons or ()):
             return True
@@ -175,7 +195,7 @@ def _standing_human_decision(obj: Model, key: str) -> ModerationDecision | None:
     candidates = (
         ModerationDecision.objects.filter(
             content_key=key,
-            source=ModerationDecision.Source.HUMAN,
+            decided_by_kind=ModerationDecision.DecidedByKind.HUMAN,
             status__in=statuses,
         )
         .exclude(content_type=content_type_for(obj), object_id=str(obj.pk))
@@ -205,7 +225,7 @@ def _record_decision(
     status: str,
     *,
     previous: str,
-    source: str,
+    decided_by_kind: str,
     reasons: list[dict[str, Any]] | None = None,
     note: str = "",
     user: AbstractBaseUser | None = None,
@@ -218,7 +238,7 @@ def _record_decision(
         object_id=str(obj.pk),
         status=status,
         previous_status=previous,
-        source=source,
+        decided_by_kind=decided_by_kind,
         decided_by=user if user is not None and user.is_authenticated else None,
         reasons=reasons or [],
         note=note,
@@ -280,7 +300,7 @@ def _human_decision(
             obj,
             status,
             previous=previous,
-            source=ModerationDecision.Source.HUMAN,
+            decided_by_kind=ModerationDecision.DecidedByKind.HUMAN,
             reasons=[{"rule": "human"}],
             note=note,
             user=user,
@@ -302,7 +322,7 @@ def release(
             obj,
             status,
             previous=previous,
-            source=ModerationDecision.Source.AUTO,
+            decided_by_kind=ModerationDecision.DecidedByKind.AUTO,
             reasons=(verdict.reasons if verdict else [])
             + [{"rule": "released", "by": getattr(user, "pk", None)}],
             note=note,

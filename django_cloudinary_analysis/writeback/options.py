@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django_cloudinary_analysis.analyses import ANALYSIS_TYPES, normalise_name
+from django_cloudinary_analysis.analysis_types import ANALYSIS_TYPES, normalise_name
 
 if TYPE_CHECKING:
     from django.db.models import Model

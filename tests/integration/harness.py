@@ -497,14 +497,14 @@ def image(name: str, seed: int) -> ContentFile:
 
 
 def tag_duplicates() -> int:
-    """Return how many MediaTag rows repeat one (object, field, source, name)."""
+    """Return how many MediaTag rows repeat one (object, field, analysis type, name)."""
     from django.db.models import Count
 
     from django_cloudinary_analysis.models import MediaTag
 
     rows = (
         MediaTag.objects.values(
-            "content_type_id", "object_id", "field_name", "source", "name"
+            "content_type_id", "object_id", "field_name", "analysis_type", "name"
         )
         .annotate(n=Count("id"))
         .filter(n__gt=1)

@@ -101,7 +101,9 @@ def test_identical_uploads_are_billed_once_and_resaves_cost_nothing(it: It) -> N
     billed = it.fake.billable_calls
     reused = Analysis.objects.exclude(reused_from=None).count()
     assert tag_duplicates() == 0
-    assert MediaTag.objects.filter(source="google_tagging").count() == 5 * uploads
+    assert (
+        MediaTag.objects.filter(analysis_type="google_tagging").count() == 5 * uploads
+    )
 
     # Saving again without touching the file queues and bills nothing.
     it.fake.clear_records()

@@ -82,7 +82,9 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(it: It) -> None:
     assert counts == {AnalysisStatus.SUCCEEDED: expected}, "an analysis was lost"
     assert Analysis.objects.count() == expected, "an analysis was duplicated"
     assert tag_duplicates() == 0
-    assert MediaTag.objects.filter(source="google_tagging").count() == 5 * OBJECTS
+    assert (
+        MediaTag.objects.filter(analysis_type="google_tagging").count() == 5 * OBJECTS
+    )
     billable = it.fake.billable_by_source()
     resent = sum(n - 1 for n in billable.values() if n > 1)
     running = at_kill.get(AnalysisStatus.RUNNING, 0)

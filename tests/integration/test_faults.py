@@ -79,7 +79,9 @@ def test_faults_every_analysis_ends_and_every_call_is_accounted_for(it: It) -> N
     succeeded = [a for a in analyses if a.status == AnalysisStatus.SUCCEEDED]
     assert tag_duplicates() == 0
     tagging = [a for a in succeeded if a.analysis_type == "google_tagging"]
-    assert MediaTag.objects.filter(source="google_tagging").count() == 5 * len(tagging)
+    assert MediaTag.objects.filter(analysis_type="google_tagging").count() == 5 * len(
+        tagging
+    )
 
     # Match the server's records to analyses by (type, source URI).
     base = it.stack.web.url + "/"

@@ -50,7 +50,7 @@ def test_happy_path_50_uploads_are_analysed_tagged_and_judged(it: It) -> None:
     }
     assert per_type == dict.fromkeys(TYPES, HAPPY_OBJECTS)
     # google_tagging's sample answers five labels, cat first.
-    assert MediaTag.objects.filter(source="google_tagging").count() == (
+    assert MediaTag.objects.filter(analysis_type="google_tagging").count() == (
         5 * HAPPY_OBJECTS
     )
     assert Photo.objects.tagged("cat").count() == HAPPY_OBJECTS
@@ -64,7 +64,7 @@ def test_happy_path_50_uploads_are_analysed_tagged_and_judged(it: It) -> None:
     }
     for photo in photos:
         latest = ModerationDecision.objects.for_object(photo).first()
-        assert latest is not None and latest.source == "auto"
+        assert latest is not None and latest.decided_by_kind == "auto"
         assert latest.status == verdicts[photo.pk]
     # One billable call per analysis, none repeated.
     assert it.fake.billable_calls == expected

@@ -131,7 +131,10 @@ def test_async_analyses_complete_by_signed_webhooks_and_forgeries_change_nothing
         assert counts == {AnalysisStatus.SUCCEEDED: expected}
         deliveries = it.fake.deliveries
         assert Counter(d.status for d in deliveries) == {200: expected}
-        assert MediaTag.objects.filter(source="google_tagging").count() == 5 * OBJECTS
+        assert (
+            MediaTag.objects.filter(analysis_type="google_tagging").count()
+            == 5 * OBJECTS
+        )
         assert it.fake.billable_calls == expected
 
         # Replays, as sent and re-signed now, are acknowledged and ignored.

@@ -234,7 +234,7 @@ def bulk_media(model: type, n: int, start: int = 0) -> list[Any]:
             name=f"tag-{j}",
             label=f"Tag {j}",
             confidence=1 - j / 10,
-            source=a.analysis_type,
+            analysis_type=a.analysis_type,
         )
         for a in analyses
         if a.analysis_type == "google_tagging"
@@ -245,13 +245,13 @@ def bulk_media(model: type, n: int, start: int = 0) -> list[Any]:
             content_type=ct,
             object_id=str(obj.pk),
             status=status,
-            source=source,
+            decided_by_kind=kind,
             reasons=[{"rule": "question_unknown", "question": QUESTION}],
         )
         for obj in created
-        for status, source in (
-            (ModerationStatus.PENDING, ModerationDecision.Source.SYSTEM),
-            (obj.moderation_status, ModerationDecision.Source.AUTO),
+        for status, kind in (
+            (ModerationStatus.PENDING, ModerationDecision.DecidedByKind.SYSTEM),
+            (obj.moderation_status, ModerationDecision.DecidedByKind.AUTO),
         )
     )
     return created

@@ -10,7 +10,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
-from django_cloudinary_analysis import analyses, recovery, services
+from django_cloudinary_analysis import analysis_types, recovery, services
 from django_cloudinary_analysis.mixins import AnalyzedMedia, media_models
 
 
@@ -48,21 +48,21 @@ class Command(BaseCommand):
             "--missing",
             action="store_const",
             dest="rerun",
-            const=services.RERUN_MISSING,
+            const=services.Rerun.MISSING,
             help="Only analyses never run for the current files (the default).",
         )
         mode.add_argument(
             "--failed",
             action="store_const",
             dest="rerun",
-            const=services.RERUN_FAILED,
+            const=services.Rerun.FAILED,
             help="Only analyses whose newest run failed or was skipped.",
         )
         mode.add_argument(
             "--force",
             action="store_const",
             dest="rerun",
-            const=services.RERUN_ALL,
+            const=services.Rerun.ALL,
             help="Run everything again and do not reuse earlier results.",
         )
         mode.add_argument(
@@ -101,15 +101,15 @@ class Command(BaseCommand):
                 )
             )
             return
-        rerun = options["rerun"] or services.RERUN_MISSING
+        rerun = options["rerun"] or services.Rerun.MISSING
         batch_size = options["batch_size"]
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         for name in options["types"] or ():
-            if name not in analyses.ANALYSIS_TYPES:
+            if name not in analysis_types.ANALYSIS_TYPES:
                 raise CommandError(
                     f"unknown analysis type {name!r}; known: "
-                    + ", ".join(sorted(analyses.ANALYSIS_TYPES))
+                    + ", ".join(sorted(analysis_types.ANALYSIS_TYPES))
                 )
         models = self._models(options["models"])
         progress = self.stdout.isatty()
@@ -151,7 +151,7 @@ class Command(BaseCommand):
     def _process(
         self,
         model: type[AnalyzedMedia],
-        rerun: str,
+        rerun: services.Rerun,
         batch_size: int,
         options: dict[str, Any],
         progress: bool,

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 
-from django_cloudinary_analysis import analyses
-from django_cloudinary_analysis.analyses import (
+from django_cloudinary_analysis import analysis_types
+from django_cloudinary_analysis.analysis_types import (
     ANALYSIS_TYPES,
     AnalysisType,
     Normalised,
     Quality,
     TagData,
     normalise_name,
-    validate_extras,
+    validate_params,
 )
 from django_cloudinary_analysis.exceptions import InvalidParameters, UnknownAnalysisType
 from tests.support import api_samples
@@ -36,20 +36,22 @@ def test_fifteen_types_named_like_their_endpoints():
         assert isinstance(entry, AnalysisType)
         assert entry.name == name
         assert entry.path == f"/analyze/{name}"
-        assert entry.required_extras <= entry.extras
+        assert entry.required_params <= entry.accepted_params
 
 
 def test_extras_and_async():
-    assert ANALYSIS_TYPES["ai_vision_general"].extras == {"prompts"}
-    assert ANALYSIS_TYPES["ai_vision_moderation"].extras == {"rejection_questions"}
-    assert ANALYSIS_TYPES["ai_vision_tagging"].extras == {"tag_definitions"}
-    assert ANALYSIS_TYPES["ai_vision_tagging"].required_extras == {"tag_definitions"}
+    assert ANALYSIS_TYPES["ai_vision_general"].accepted_params == {"prompts"}
+    assert ANALYSIS_TYPES["ai_vision_moderation"].accepted_params == {
+        "rejection_questions"
+    }
+    assert ANALYSIS_TYPES["ai_vision_tagging"].accepted_params == {"tag_definitions"}
+    assert ANALYSIS_TYPES["ai_vision_tagging"].required_params == {"tag_definitions"}
     others = set(ANALYSIS_TYPES) - {
         "ai_vision_general",
         "ai_vision_moderation",
         "ai_vision_tagging",
     }
-    assert all(not ANALYSIS_TYPES[n].extras for n in others)
+    assert all(not ANALYSIS_TYPES[n].accepted_params for n in others)
     assert [n for n, e in ANALYSIS_TYPES.items() if not e.async_allowed] == [
         "google_logo_detection"
     ]
@@ -72,27 +74,27 @@ def test_quota_features():
 
 
 def test_entries_are_frozen():
-    entry = analyses.get("coco")
+    entry = analysis_types.get("coco")
     with pytest.raises(AttributeError):
         entry.name = "lvis"  # type: ignore[misc]
 
 
 def test_get_unknown():
     with pytest.raises(UnknownAnalysisType) as info:
-        analyses.get("nope")
+        analysis_types.get("nope")
     assert isinstance(info.value, InvalidParameters)
     assert isinstance(info.value, KeyError)
     assert str(info.value).startswith("unknown analysis type 'nope'")
     assert "google_tagging" in str(info.value)
     with pytest.raises(UnknownAnalysisType):
-        analyses.get(None)  # type: ignore[arg-type]
+        analysis_types.get(None)  # type: ignore[arg-type]
     with pytest.raises(UnknownAnalysisType):
-        validate_extras("Coco", {})
+        validate_params("Coco", {})
 
 
 def test_no_django_import():
     code = (
-        "import sys, django_cloudinary_analysis.analyses, "
+        "import sys, django_cloudinary_analysis.analysis_types, "
         "django_cloudinary_analysis.client; "
         "assert not [m for m in sys.modules if m.split('.')[0] == 'django'], "
         "sorted(m for m in sys.modules if m.startswith('django'))"
@@ -104,20 +106,20 @@ def test_no_django_import():
 
 
 def test_validate_extras_cleans():
-    assert validate_extras("coco", {}) == {}
-    assert validate_extras("coco", None) == {}
-    assert validate_extras("ai_vision_general", {"prompts": ("a?",)}) == {
+    assert validate_params("coco", {}) == {}
+    assert validate_params("coco", None) == {}
+    assert validate_params("ai_vision_general", {"prompts": ("a?",)}) == {
         "prompts": ["a?"]
     }
-    assert validate_extras("ai_vision_general", {"prompts": None}) == {}
+    assert validate_params("ai_vision_general", {"prompts": None}) == {}
     ten = [f"q{i}?" for i in range(10)]
-    assert validate_extras("ai_vision_moderation", {"rejection_questions": ten}) == {
+    assert validate_params("ai_vision_moderation", {"rejection_questions": ten}) == {
         "rejection_questions": ten
     }
-    assert validate_extras(
+    assert validate_params(
         "ai_vision_tagging", {"tag_definitions": DEFAULT_TAG_DEFINITIONS}
     ) == {"tag_definitions": DEFAULT_TAG_DEFINITIONS}
-    assert ANALYSIS_TYPES["ai_vision_general"].validate_extras({"prompts": ["x"]}) == {
+    assert ANALYSIS_TYPES["ai_vision_general"].validate_params({"prompts": ["x"]}) == {
         "prompts": ["x"]
     }
 
@@ -125,7 +127,7 @@ def test_validate_extras_cleans():
 @pytest.mark.parametrize(
     ("name", "extras", "words"),
     [
-        ("coco", {"prompts": ["x"]}, "does not take prompts (allowed extras: none)"),
+        ("coco", {"prompts": ["x"]}, "does not take prompts (allowed params: none)"),
         ("ai_vision_general", {"prompts": []}, "needs 1 to 10 items, got 0"),
         ("ai_vision_general", {"prompts": ["q"] * 11}, "needs 1 to 10 items, got 11"),
         ("ai_vision_general", {"prompts": "why?"}, "must be a list"),
@@ -157,7 +159,7 @@ def test_validate_extras_cleans():
 )
 def test_validate_extras_refuses(name, extras, words):
     with pytest.raises(InvalidParameters) as info:
-        validate_extras(name, extras)
+        validate_params(name, extras)
     assert words in str(info.value)
     assert info.value.details["analysis_type"] == name
 
@@ -187,7 +189,7 @@ def test_normalise_name(label, name):
 
 
 def _normalise(name: str, analysis: Any, params: Any = None) -> Normalised:
-    return analyses.get(name).normalise(analysis, params)
+    return analysis_types.get(name).normalise(analysis, params)
 
 
 def test_google_tagging():
@@ -207,7 +209,7 @@ def test_logo_detection_keeps_the_polygon():
         "google_logo_detection", sample_analysis("google_logo_detection")
     ).tags
     assert (logo.name, logo.label, logo.confidence) == ("google", "google", 0.98)
-    assert logo.source == "google_logo_detection"
+    assert logo.analysis_type == "google_logo_detection"
     assert isinstance(logo.box, dict)
     assert logo.box["vertices"][0] == {"x": 12, "y": 42}
 
@@ -311,7 +313,7 @@ def test_detection_samples(name):
     result = _normalise(name, raw)
     expected = sum(len(v) for v in raw["tags"].values())
     assert len(result.tags) == expected
-    assert all(t.source == name for t in result.tags)
+    assert all(t.analysis_type == name for t in result.tags)
     assert all(isinstance(t.confidence, float) for t in result.tags)
     if name == "shop_classifier":
         assert all(t.box is None for t in result.tags)
@@ -422,7 +424,7 @@ def test_detection_tags_as_a_list():
     ],
 )
 def test_garbage_never_crashes(name, analysis):
-    result = analyses.get(name).normalise(analysis)
+    result = analysis_types.get(name).normalise(analysis)
     assert isinstance(result, Normalised)
     assert all(isinstance(t, TagData) for t in result.tags)
 

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cloudinary_analysis', '0005_accountability'),
+        ('cloudinary_analysis', '0006_vocabulary'),
     ]
 
     operations = [
