@@ -46,7 +46,7 @@ TARGET_PAGE_SECONDS = 1.0
 def _prepare(decisions: int) -> dict[str, Any]:
     """Write the decisions, analyses and appeals with set-based SQL."""
     from django.contrib.contenttypes.models import ContentType
-    from django.db import connection
+    from django.db import connection, transaction
 
     from tests.models import OwnedPhoto
 
@@ -54,8 +54,12 @@ def _prepare(decisions: int) -> dict[str, Any]:
     ct = ContentType.objects.get_for_model(OwnedPhoto).pk
     objects = decisions * 3 // 4
     human = decisions - objects
-    started = time.perf_counter()
     with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM cloudinary_analysis_moderationdecision")
+        if cur.fetchone()[0] == decisions:  # --dsn: written by an earlier run
+            return {"seconds": 0.0, "objects": objects, "reused": True}
+    started = time.perf_counter()
+    with transaction.atomic(), connection.cursor() as cur:
         cur.execute(
             "INSERT INTO auth_user (password, is_superuser, username, first_name,"
             " last_name, email, is_staff, is_active, date_joined) VALUES"
@@ -69,7 +73,7 @@ def _prepare(decisions: int) -> dict[str, Any]:
             """
             INSERT INTO cloudinary_analysis_moderationdecision
               (content_type_id, object_id, status, previous_status, source,
-               reasons, note, decided_at)
+               reasons, note, decided_at, content_key)
             SELECT %s, g::text,
               CASE WHEN g %% 10 < 6 THEN 'approved'
                    WHEN g %% 10 < 9 THEN 'rejected' ELSE 'review' END,
@@ -80,7 +84,8 @@ def _prepare(decisions: int) -> dict[str, Any]:
                       ' "question": "Q' || (g %% 3) || '"}]')::jsonb
                    ELSE '[{"rule": "label", "type": "google_tagging",'
                         ' "label": "Weapon", "confidence": 0.95}]'::jsonb END,
-              '', now() - (g %% 365) * interval '1 day' - interval '2 hours'
+              '', now() - (g %% 365) * interval '1 day' - interval '2 hours',
+              'sha256:' || md5(g::text)
             FROM generate_series(1, %s) AS g
             """,
             [ct, objects],
@@ -90,11 +95,12 @@ def _prepare(decisions: int) -> dict[str, Any]:
             """
             INSERT INTO cloudinary_analysis_moderationdecision
               (content_type_id, object_id, status, previous_status, source,
-               reasons, note, decided_at, decided_by_id)
+               reasons, note, decided_at, decided_by_id, content_key)
             SELECT %s, g::text,
               CASE WHEN g %% 4 = 0 THEN 'rejected' ELSE 'approved' END,
               'rejected', 'human', '[{"rule": "human"}]'::jsonb, 'checked',
-              now() - (g %% 365) * interval '1 day' - interval '1 hour', %s
+              now() - (g %% 365) * interval '1 day' - interval '1 hour', %s,
+              'sha256:' || md5(g::text)
             FROM generate_series(1, %s) AS g
             """,
             [ct, reviewer, human],
@@ -129,6 +135,7 @@ def _prepare(decisions: int) -> dict[str, Any]:
             """,
             [ct, objects],
         )
+    with connection.cursor() as cur:
         cur.execute("ANALYZE")
     return {"seconds": time.perf_counter() - started, "objects": objects}
 
@@ -230,17 +237,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--decisions", type=int, default=1_000_000)
     parser.add_argument("--dashboard-only", action="store_true")
+    parser.add_argument(
+        "--dsn",
+        help="reuse this PostgreSQL database (filled on the first run only)",
+    )
     args = parser.parse_args(argv)
 
     info = _common.machine()
     svc = _common.services()
-    env = _common.bench_env(
-        svc.new_database("postgresql", "accountability"),
-        media_root=svc.media_root("accountability"),
+    database = (
+        {"TESTS_POSTGRES_DSN": args.dsn}
+        if args.dsn
+        else svc.new_database("postgresql", "accountability")
     )
+    env = _common.bench_env(database, media_root=svc.media_root("accountability"))
     _common.log(f"{TITLE}: writing {args.decisions} decisions")
     prepared = _common.run_child(
-        __file__, {"step": "prepare", "decisions": args.decisions}, env, timeout=1800
+        __file__, {"step": "prepare", "decisions": args.decisions}, env, timeout=3600
     )
     _common.log(f"  prepared in {prepared['seconds']:.0f} s")
     runs = []
