@@ -112,6 +112,15 @@ def build(filters: Filters) -> Dashboard:
     """
     board = Dashboard(filters=filters, days=_days(filters))
     summary = summaries.prepare()
+    with summaries.without_jit():
+        _decisions(board, summary)
+        _activity(board)
+    return board
+
+
+def _decisions(board: Dashboard, summary: summaries.Summary | None) -> None:
+    """Decisions per day, the queue and the overturn rates."""
+    filters = board.filters
     ct = filters.content_type_id
     of_model = Q() if ct is None else Q(content_type_id=ct)
     period = Q(decided_at__gte=filters.since, decided_at__lte=filters.until)
@@ -124,17 +133,19 @@ def build(filters: Filters) -> Dashboard:
         # the period's partial first and last days, the days from the cutoff
         # on and any day changed during the fill are read live.
         first, last = _whole_days(filters, summary.cutoff)
-        live = Q(decided_at__gte=summaries.day_start(summary.cutoff))
+        live_from = summaries.day_start(summary.cutoff)
+        live = Q(decided_at__gte=live_from)
         if first > last:
-            live |= period
+            if filters.since < live_from:
+                live |= period
         else:
             live |= Q(
                 decided_at__gte=filters.since,
                 decided_at__lt=summaries.day_start(first),
-            ) | Q(
-                decided_at__gte=summaries.day_start(last + timedelta(days=1)),
-                decided_at__lte=filters.until,
             )
+            tail = summaries.day_start(last + timedelta(days=1))
+            if tail < live_from:  # the period ends before the live days
+                live |= Q(decided_at__gte=tail, decided_at__lte=filters.until)
             counts = summary.counts().filter(
                 of_model, summary__day__gte=first, summary__day__lte=last
             )
@@ -200,6 +211,10 @@ def build(filters: Filters) -> Dashboard:
     # 3. overturns
     board.overturn_by_rule, board.overturn_by_type = overturns(decided)
 
+
+def _activity(board: Dashboard) -> None:
+    """Appeals, API calls and quotas."""
+    filters = board.filters
     # 4. appeals by outcome
     appeals = Appeal.objects.filter(
         created_at__gte=filters.since, created_at__lte=filters.until
@@ -237,7 +252,6 @@ def build(filters: Filters) -> Dashboard:
 
     # 6. quotas
     board.quotas = list(QuotaState.objects.order_by("feature"))
-    return board
 
 
 def _whole_days(filters: Filters, cutoff: date) -> tuple[date, date]:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import operator
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from datetime import timezone as dt_timezone
@@ -42,7 +43,7 @@ from functools import reduce
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
 from django.db.models import (
     Case,
     CharField,
@@ -251,6 +252,22 @@ def aggregate(
         ]
 
 
+@contextmanager
+def without_jit(using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
+    """Run the enclosed queries in a transaction with PostgreSQL's JIT off.
+
+    The per-decision subqueries make the planner's cost estimate high enough
+    to JIT-compile the query: 2.3 s of compiling for 0.1 s of work on 1M
+    decisions (``SET LOCAL`` ends with the transaction).
+    """
+    with transaction.atomic(using=using):
+        db = connections[using]
+        if db.vendor == "postgresql":
+            with db.cursor() as cur:
+                cur.execute("SET LOCAL jit = off")
+        yield
+
+
 def _date(value: Any) -> date:
     if isinstance(value, datetime):
         return value.date()
@@ -428,15 +445,20 @@ class Summary:
 def prepare() -> Summary | None:
     """Summarise the past days not summarised yet (or changed since).
 
-    Returns None when summaries do not apply (``usable()``). Three queries
-    when nothing is missing; a fill adds about six.
+    Returns None when summaries do not apply (``usable()``). Two queries
+    when nothing is missing; a fill adds about eight.
     """
+    return summarise()[0]
+
+
+def summarise() -> tuple[Summary | None, int]:
+    """``prepare()``, and how many days it summed."""
     if not usable():
-        return None
+        return None, 0
     end = cutoff()
     oldest = ModerationDecision.objects.aggregate(m=Min("decided_at"))["m"]
     if oldest is None:
-        return Summary(end, end)
+        return Summary(end, end), 0
     first = local_day(oldest)
     known = {
         day: (version, checked)
@@ -450,7 +472,7 @@ def prepare() -> Summary | None:
         if (v := known.get(first + timedelta(days=n))) is None or v[0] != v[1]
     ]
     stale = fill(need) if need else set()
-    return Summary(first, end, stale)
+    return Summary(first, end, stale), len(need)
 
 
 def fill(days: list[date]) -> set[date]:
@@ -472,7 +494,8 @@ def fill(days: list[date]) -> set[date]:
         if day in wanted
     }
     token = _token()
-    rows = aggregate(days_q(days), tz=timezone.get_default_timezone())
+    with without_jit():
+        rows = aggregate(days_q(days), tz=timezone.get_default_timezone())
     DashboardCount.objects.bulk_create(
         [
             DashboardCount(
