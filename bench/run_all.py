@@ -3,7 +3,7 @@
 Run: ``make bench`` (``.venv/bin/python bench/run_all.py``), or
 ``make bench BENCH_ARGS=--quick`` for reduced sizes (printed only: the docs
 keep the last full run unless ``--docs PATH`` says where to write). The
-accountability benchmark (7, a million decisions: about fifteen minutes)
+accountability benchmark (7, a million decisions: five minutes or more)
 runs only when named: ``bench/run_all.py --only export_decisions``.
 
 Each benchmark module's ``main(argv)`` runs in turn (``--quick`` is passed
