@@ -218,6 +218,11 @@ def aggregate(
         )
     )
     reviewed = f"{q('next_code')} LIKE %s"
+    # A fence: without it PostgreSQL pulls the per-decision rows up into the
+    # grouping and runs the next-decision subquery once per reference (three
+    # times per decision), then sorts every decision on disk to group them.
+    no_limit = db.ops.no_limit_value()
+    fence = " OFFSET 0" if no_limit is None else f" LIMIT {int(no_limit)} OFFSET 0"
     # Only quoted constant names and Django's compiled SQL are interpolated;
     # every value is a parameter.
     sql = (
@@ -227,7 +232,7 @@ def aggregate(
         " THEN 1 ELSE 0 END),"
         f" SUM({q('f_queued')}),"
         f" MIN(CASE WHEN {q('f_queued')} = 1 THEN {q('decided_at')} END)"
-        f" FROM ({inner}) facts GROUP BY {keys}"
+        f" FROM ({inner}{fence}) facts GROUP BY {keys}"
     )
     human = f"{ModerationDecision.Source.HUMAN}:%"
     with db.cursor() as cur:
