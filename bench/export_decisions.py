@@ -409,12 +409,16 @@ longer grows with the decisions of the period. The first view after the
 summaries are dropped (here: at the start of the run) sums every past day
 once; a write that changes a past day makes the next view sum that day
 again. What still reads the raw rows of the period is the API-call chart
-(`Analysis` rows per day and type: 0.3–0.45 s for a year of 750,000
-analyses here, a seq scan that no index helps — the retry path updates
-`attempts` with `QuerySet.update()`, which no summary could follow without
-the services' help). The queries run with PostgreSQL's JIT off: the
-per-decision subqueries raise the planner's estimate enough to JIT-compile
-the live query, 2.3 s of compiling for 0.1 s of work. Before the summaries,
+(`Analysis` rows per day and type: 0.3–0.7 s for a year of 750,000
+analyses here depending on the machine's load, a seq scan and most of the
+page's time — the retry path updates `attempts` with `QuerySet.update()`,
+which no summary could follow without the services' help). An earlier run
+at load 2.2 (before the fence below) gave 408 ms for the page. The queries
+run with PostgreSQL's JIT off: the per-decision subqueries raise the
+planner's estimate enough to JIT-compile
+the live query, 2.3 s of compiling for 0.1 s of work; and the per-decision
+rows are fenced (`OFFSET 0`) so the next-decision subquery runs once per
+decision, not once per reference. Before the summaries,
 the same page took 7.7–12 s for a year on this machine (the overturn rates'
 `LEAD` window over every decision of the period, and the queue's anti-join
 over all of them)."""
