@@ -16,6 +16,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from django_cloudinary_analysis.accountability import charts, dashboard, summaries
+from django_cloudinary_analysis.accountability.models import DashboardDay
 from django_cloudinary_analysis.models import (
     Analysis,
     Appeal,
@@ -454,3 +455,23 @@ def test_summarise_command() -> None:
     call_command("summarise_decisions", "--rebuild", stdout=out)
     filters = owned_filters()
     assert shown(dashboard.build(filters)) == reference(filters)
+
+
+def test_a_write_during_the_summing_is_not_lost(monkeypatch: Any) -> None:
+    decide("A", "rejected", "auto", [Q1], days_ago=3)
+    real = summaries.aggregate
+
+    def racing(where: Any, period: Any = None, tz: Any = None) -> Any:
+        rows = real(where, period, tz)
+        if period is None:  # summing the past days: a reviewer answers meanwhile
+            decide("A", "approved", "human", [{"rule": "human"}], days_ago=0)
+        return rows
+
+    monkeypatch.setattr(summaries, "aggregate", racing)
+    look(0, 8, None, True)  # day 3 is read live: its sum missed the answer
+    day = DashboardDay.objects.get(day=timezone.localdate(NOW - timedelta(days=3)))
+    assert day.checked != day.version
+    monkeypatch.undo()
+    look(0, 8, None, True)  # summed again
+    day.refresh_from_db()
+    assert day.checked == day.version
