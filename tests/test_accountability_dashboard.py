@@ -8,11 +8,15 @@ from typing import Any
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from django_cloudinary_analysis.accountability import charts, dashboard
+from django_cloudinary_analysis.accountability import charts, dashboard, summaries
+from django_cloudinary_analysis.accountability.models import DashboardDay
 from django_cloudinary_analysis.models import (
     Analysis,
     Appeal,
@@ -50,9 +54,11 @@ def decide(
         reasons=list(reasons),
         decided_by=by,
     )
-    at = NOW - timedelta(days=days_ago) + timedelta(seconds=next(_tick))
-    ModerationDecision.objects.filter(pk=decision.pk).update(decided_at=at)
-    decision.decided_at = at
+    # Backdated through save(): the dashboard's summaries see the change.
+    decision.decided_at = (
+        NOW - timedelta(days=days_ago) + timedelta(seconds=next(_tick))
+    )
+    decision.save(update_fields=["decided_at"])
     return decision
 
 
@@ -176,13 +182,19 @@ def many(n: int) -> None:
 
 def test_constant_queries() -> None:
     many(10)
+    with CaptureQueriesContext(connection) as small_fill:
+        dashboard.build(owned_filters())  # summarises the past days
     with CaptureQueriesContext(connection) as small:
         dashboard.build(owned_filters())
-    many(100)
+    many(100)  # changes the same days
+    with CaptureQueriesContext(connection) as large_fill:
+        dashboard.build(owned_filters())
     with CaptureQueriesContext(connection) as large:
         board = dashboard.build(owned_filters())
     assert sum(board.decisions_by_kind.values()) == 110 + 4 + 34
-    assert len(small) == len(large) <= 7
+    # 8, a savepoint (in tests) and the JIT switch (PostgreSQL)
+    assert len(small) == len(large) <= 11
+    assert len(small_fill) == len(large_fill) <= 22
 
 
 def test_page(scenario: dict[str, Any], client: Any) -> None:
@@ -211,3 +223,255 @@ def test_charts_escape_and_scale() -> None:
     assert empty.startswith("<svg") and 'data-series="0"' in empty
     bars = charts.hbars("rates", [("x", 0.5, "50%"), ("y", 1.0, "100%")], maximum=1.0)
     assert bars.count('class="dca-bar"') == 2
+
+
+# -- the figures equal a direct reading of the raw rows ---------------------------
+
+
+def reference(filters: dashboard.Filters) -> dict[str, Any]:
+    """The decisions' figures computed in Python from every raw row."""
+    ordered = list(ModerationDecision.objects.order_by("decided_at", "pk"))
+    steps = set(
+        Appeal.objects.exclude(review_decision=None).values_list(
+            "review_decision_id", flat=True
+        )
+    )
+    history: dict[tuple[int, str], list[ModerationDecision]] = {}
+    for d in ordered:
+        history.setdefault((d.content_type_id, d.object_id), []).append(d)
+    ct = filters.content_type_id
+    days: dict[tuple[str, Any], int] = {}
+    kinds: dict[str, int] = {}
+    rules: dict[tuple[str, str, str, str], list[int]] = {}
+    for d in ordered:
+        if ct is not None and d.content_type_id != ct:
+            continue
+        if not filters.since <= d.decided_at <= filters.until:
+            continue
+        key = (d.status, timezone.localdate(d.decided_at))
+        days[key] = days.get(key, 0) + 1
+        kinds[d.decided_by_kind] = kinds.get(d.decided_by_kind, 0) + 1
+        if d.decided_by_kind != "auto" or d.status not in ("approved", "rejected"):
+            continue
+        first = d.reasons[0] if d.reasons else {}
+        detail = first["question"] if "question" in first else first.get("label", "")
+        ground = (first.get("type", ""), first.get("rule", ""), detail, d.status)
+        later = history[(d.content_type_id, d.object_id)]
+        following = [n for n in later[later.index(d) + 1 :] if n.pk not in steps]
+        judged = bool(following) and following[0].decided_by_kind == "human"
+        changed = judged and following[0].status != d.status
+        counts = rules.setdefault(ground, [0, 0, 0])
+        counts[0] += 1
+        counts[1] += judged
+        counts[2] += changed
+    queued = [
+        h[-1]
+        for h in history.values()
+        if h[-1].status in ("pending", "review")
+        and (ct is None or h[-1].content_type_id == ct)
+    ]
+    return {
+        "days": days,
+        "kinds": kinds,
+        "rules": {k: tuple(v) for k, v in rules.items()},
+        "queue": (len(queued), min((d.decided_at for d in queued), default=None)),
+    }
+
+
+def shown(board: dashboard.Dashboard) -> dict[str, Any]:
+    """The same figures as the dashboard gives them."""
+    return {
+        "days": {
+            (status, day): n
+            for status, series in board.decisions_by_day.items()
+            for day, n in zip(board.days, series, strict=True)
+            if n
+        },
+        "kinds": board.decisions_by_kind,
+        "rules": {
+            (r["g_type"], r["g_rule"], r["g_detail"], r["status"]): (
+                r["total"],
+                r["reviewed"],
+                r["overturned"],
+            )
+            for r in board.overturn_by_rule
+        },
+        "queue": (board.queue_size, board.queue_oldest),
+    }
+
+
+OBJECTS = st.sampled_from(["A", "B"])
+MODELS = st.sampled_from([OwnedPhoto, Photo])
+REASONS = st.sampled_from([[Q1], [WEAPON], [CLEAR], [{"rule": "human"}], []])
+STEPS = st.one_of(
+    st.tuples(
+        st.just("decide"),
+        OBJECTS,
+        MODELS,
+        st.sampled_from(["approved", "rejected", "review", "pending"]),
+        st.sampled_from(["auto", "human", "system"]),
+        REASONS,
+        st.integers(0, 6),
+    ),
+    st.tuples(st.just("appeal"), OBJECTS, MODELS, st.integers(0, 6)),
+    st.tuples(st.just("delete"), OBJECTS, MODELS),
+    st.tuples(st.just("withdraw"), OBJECTS, MODELS),
+    st.tuples(
+        st.just("look"),
+        st.integers(0, 8),
+        st.integers(0, 8),
+        st.sampled_from([None, OwnedPhoto, Photo]),
+        st.booleans(),
+    ),
+)
+
+
+def look(since_days: int, until_days: int, model: Any, whole_days: bool) -> None:
+    """Build the dashboard for a period and compare it with the raw rows."""
+    a, b = sorted((since_days, until_days))
+    ct = None if model is None else ContentType.objects.get_for_model(model).pk
+    if whole_days:  # as the page asks: local midnight to the end of a day
+        today = timezone.localdate()
+        filters = dashboard.Filters(
+            summaries.day_start(today - timedelta(days=b)),
+            summaries.day_start(today - timedelta(days=a - 1)) - timedelta.resolution,
+            ct,
+        )
+    else:
+        filters = dashboard.Filters(
+            NOW - timedelta(days=b, hours=5), NOW - timedelta(days=a), ct
+        )
+    assert shown(dashboard.build(filters)) == reference(filters)
+
+
+@hsettings(
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=st.lists(STEPS, max_size=12))
+def test_figures_equal_the_raw_rows(steps: list[tuple[Any, ...]]) -> None:
+    """Whatever is written, backdated, appealed or deleted between two looks."""
+    with transaction.atomic():
+        for step in steps:
+            kind, *args = step
+            if kind == "decide":
+                obj, model, status, kind, reasons, days_ago = args
+                decide(obj, status, kind, reasons, days_ago=days_ago, model=model)
+            elif kind == "appeal":
+                obj, model, days_ago = args
+                ct = ContentType.objects.get_for_model(model)
+                current = ModerationDecision.objects.filter(
+                    content_type=ct, object_id=obj
+                ).first()
+                if current is None or hasattr(current, "appeal"):
+                    continue
+                step_decision = decide(
+                    obj, "review", "human", days_ago=days_ago, model=model
+                )
+                Appeal.objects.create(
+                    decision=current,
+                    content_type=ct,
+                    object_id=obj,
+                    review_decision=step_decision,
+                )
+            elif kind == "withdraw":  # the review step counts again
+                obj, model = args
+                Appeal.objects.filter(
+                    content_type=ContentType.objects.get_for_model(model),
+                    object_id=obj,
+                ).delete()
+            elif kind == "delete":  # as when the object itself is deleted
+                obj, model = args
+                ModerationDecision.objects.filter(
+                    content_type=ContentType.objects.get_for_model(model),
+                    object_id=obj,
+                ).delete()
+            else:
+                look(*args)
+                continue
+            look(0, 8, None, True)  # after every write
+        look(1, 3, OwnedPhoto, False)
+        with timezone.override("Asia/Kolkata"):  # no summaries: all read live
+            look(0, 8, None, True)
+        transaction.set_rollback(True)
+
+
+def test_bypassing_writes_need_forget() -> None:
+    decide("A", "rejected", "auto", [Q1], days_ago=3)
+    filters = owned_filters()
+    assert shown(dashboard.build(filters)) == reference(filters)
+    ModerationDecision.objects.update(status="approved")  # no model signals
+    assert shown(dashboard.build(filters)) != reference(filters)
+    summaries.forget()
+    assert shown(dashboard.build(filters)) == reference(filters)
+
+
+def test_summarised_days_follow_later_changes() -> None:
+    def check() -> None:
+        look(0, 8, None, True)
+        look(2, 5, OwnedPhoto, True)
+
+    rejected = decide("A", "rejected", "auto", [Q1], days_ago=4)
+    decide("B", "review", "auto", [], days_ago=5)
+    check()  # days 2 to 8 ago are summarised now
+    step = decide("A", "review", "human", days_ago=3)
+    appeal = Appeal.objects.create(
+        decision=rejected,
+        content_type=ContentType.objects.get_for_model(OwnedPhoto),
+        object_id="A",
+        review_decision=step,
+    )
+    decide("A", "rejected", "human", days_ago=3)  # the appeal is upheld
+    check()
+    appeal.delete()  # withdrawn: its review step is the person's review now
+    check()
+    decide("B", "approved", "human", days_ago=0)  # B leaves the queue today
+    check()
+    ModerationDecision.objects.filter(object_id="A").delete()  # object deleted
+    check()
+
+
+def test_partial_days_of_a_summarised_day() -> None:
+    decide("A", "review", "auto", [Q1], days_ago=3)
+    look(0, 8, None, True)  # summarises day 3
+    look(3, 3, None, False)  # a few hours of it, read live: queued once
+
+
+def test_summarise_command() -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    decide("A", "rejected", "auto", [Q1], days_ago=3)
+    out = StringIO()
+    call_command("summarise_decisions", stdout=out)
+    # 3 and 2 days ago (yesterday and today are read live)
+    assert out.getvalue().startswith("2 day(s) summed")
+    call_command("summarise_decisions", stdout=out)
+    assert "\n0 day(s) summed" in out.getvalue()
+    ModerationDecision.objects.update(status="approved")  # no model signals
+    call_command("summarise_decisions", "--rebuild", stdout=out)
+    filters = owned_filters()
+    assert shown(dashboard.build(filters)) == reference(filters)
+
+
+def test_a_write_during_the_summing_is_not_lost(monkeypatch: Any) -> None:
+    decide("A", "rejected", "auto", [Q1], days_ago=3)
+    real = summaries.aggregate
+
+    def racing(where: Any, period: Any = None, tz: Any = None) -> Any:
+        rows = real(where, period, tz)
+        if period is None:  # summing the past days: a reviewer answers meanwhile
+            decide("A", "approved", "human", [{"rule": "human"}], days_ago=0)
+        return rows
+
+    monkeypatch.setattr(summaries, "aggregate", racing)
+    look(0, 8, None, True)  # day 3 is read live: its sum missed the answer
+    day = DashboardDay.objects.get(day=timezone.localdate(NOW - timedelta(days=3)))
+    assert day.checked != day.version
+    monkeypatch.undo()
+    look(0, 8, None, True)  # summed again
+    day.refresh_from_db()
+    assert day.checked == day.version

@@ -17,35 +17,19 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from django.db import connections
-from django.db.models import (
-    CharField,
-    Count,
-    Exists,
-    F,
-    Min,
-    OuterRef,
-    Q,
-    QuerySet,
-    Sum,
-    Value,
-    Window,
-)
-from django.db.models.expressions import RawSQL
-from django.db.models.fields.json import KeyTextTransform, KeyTransform
-from django.db.models.functions import Coalesce, Lead, TruncDate
+from django.conf import settings
+from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
+from django_cloudinary_analysis.accountability import summaries
 from django_cloudinary_analysis.accountability.models import Appeal, AppealStatus
+from django_cloudinary_analysis.accountability.summaries import VERDICTS
 from django_cloudinary_analysis.models import (
     Analysis,
     ModerationDecision,
-    ModerationStatus,
     QuotaState,
 )
-
-QUEUE_STATUSES = (ModerationStatus.PENDING, ModerationStatus.REVIEW)
-VERDICTS = (ModerationStatus.APPROVED, ModerationStatus.REJECTED)
 
 
 @dataclass
@@ -120,42 +104,122 @@ def _series(
 
 
 def build(filters: Filters) -> Dashboard:
-    """Run the dashboard's queries (seven, whatever the data)."""
-    board = Dashboard(filters=filters, days=_days(filters))
-    decisions = filters.decisions()
+    """Run the dashboard's queries (a fixed number, whatever the data).
 
-    # 1. decisions per day by verdict, and per kind of decider (decided_by_kind)
-    rows = list(
-        decisions.annotate(day=TruncDate("decided_at"))
-        .values("day", "status", "decided_by_kind")
-        .annotate(n=Count("pk"))
-        .order_by()
+    The decisions' figures come from the per-day summaries for whole past
+    days and from the raw rows for the rest (``summaries``): the same
+    per-decision query either way, so both give the same numbers.
+    """
+    board = Dashboard(filters=filters, days=_days(filters))
+    summary = summaries.prepare()
+    with summaries.without_jit():
+        _decisions(board, summary)
+        _activity(board)
+    return board
+
+
+def _decisions(board: Dashboard, summary: summaries.Summary | None) -> None:
+    """Decisions per day, the queue and the overturn rates."""
+    filters = board.filters
+    ct = filters.content_type_id
+    of_model = Q() if ct is None else Q(content_type_id=ct)
+    period = Q(decided_at__gte=filters.since, decided_at__lte=filters.until)
+    stored: list[dict[str, Any]] = []
+    queued_before: dict[str, Any] = {"n": 0, "oldest": None}
+    if summary is None:
+        live = Q()  # every decision: the queue is not bound to the period
+    else:
+        # Whole days of the period before the cutoff come from the summaries;
+        # the period's partial first and last days, the days from the cutoff
+        # on and any day changed during the fill are read live.
+        first, last = _whole_days(filters, summary.cutoff)
+        live_from = summaries.day_start(summary.cutoff)
+        live = Q(decided_at__gte=live_from)
+        if first > last:
+            if filters.since < live_from:
+                live |= period
+        else:
+            live |= Q(
+                decided_at__gte=filters.since,
+                decided_at__lt=summaries.day_start(first),
+            )
+            tail = summaries.day_start(last + timedelta(days=1))
+            if tail < live_from:  # the period ends before the live days
+                live |= Q(decided_at__gte=tail, decided_at__lte=filters.until)
+            counts = summary.counts().filter(
+                of_model, summary__day__gte=first, summary__day__lte=last
+            )
+            stored = list(
+                counts.values(
+                    "summary__day",
+                    "status",
+                    "decided_by_kind",
+                    "g_type",
+                    "g_rule",
+                    "g_detail",
+                )
+                .annotate(
+                    n=Sum("decisions"), rev=Sum("reviewed"), over=Sum("overturned")
+                )
+                .order_by()
+            )
+        if summary.stale:
+            live |= summaries.days_q(summary.stale)
+        queued_before = (
+            summary.counts()
+            .filter(of_model, queued__gt=0)
+            .aggregate(n=Coalesce(Sum("queued"), 0), oldest=Min("queued_since"))
+        )
+    rows = summaries.aggregate(
+        live & of_model,
+        (filters.since, filters.until),
+        timezone.get_current_timezone() if settings.USE_TZ else None,
     )
-    board.decisions_by_day = _series(rows, board.days, "status", "n")
+    in_period = [
+        {
+            "day": r.day,
+            "status": r.status,
+            "decided_by_kind": r.decided_by_kind,
+            "g_type": r.g_type,
+            "g_rule": r.g_rule,
+            "g_detail": r.g_detail,
+            "n": r.decisions,
+            "rev": r.reviewed,
+            "over": r.overturned,
+        }
+        for r in rows
+        if r.in_period
+    ]
+    for row in stored:
+        row["day"] = row.pop("summary__day")
+    decided = stored + in_period
+
+    # 1. decisions per day by verdict, and per kind of decider
+    board.decisions_by_day = _series(decided, board.days, "status", "n")
     by_kind: dict[str, int] = defaultdict(int)
-    for row in rows:
+    for row in decided:
         by_kind[row["decided_by_kind"]] += row["n"]
-    board.decisions_by_kind = dict(by_kind)
+    board.decisions_by_kind = dict(sorted(by_kind.items()))
 
     # 2. the queue now: current verdicts (newest decision per object) awaiting review
-    newer = ModerationDecision.objects.filter(
-        content_type=OuterRef("content_type"),
-        object_id=OuterRef("object_id"),
-    ).filter(
-        Q(decided_at__gt=OuterRef("decided_at"))
-        | Q(decided_at=OuterRef("decided_at"), pk__gt=OuterRef("pk"))
-    )
-    queue = ModerationDecision.objects.filter(status__in=QUEUE_STATUSES).exclude(
-        Exists(newer)
-    )
-    if filters.content_type_id is not None:
-        queue = queue.filter(content_type_id=filters.content_type_id)
-    totals = queue.aggregate(n=Count("pk"), oldest=Min("decided_at"))
-    board.queue_size, board.queue_oldest = totals["n"], totals["oldest"]
+    # (live rows of summarised days, the period's partial days, are counted
+    # in the summaries already)
+    unsummarised = [
+        r
+        for r in rows
+        if summary is None or r.day >= summary.cutoff or r.day in summary.stale
+    ]
+    board.queue_size = queued_before["n"] + sum(r.queued for r in unsummarised)
+    oldest = [queued_before["oldest"], *(r.queued_since for r in unsummarised)]
+    board.queue_oldest = min((t for t in oldest if t is not None), default=None)
 
     # 3. overturns
-    board.overturn_by_rule, board.overturn_by_type = overturns(filters)
+    board.overturn_by_rule, board.overturn_by_type = overturns(decided)
 
+
+def _activity(board: Dashboard) -> None:
+    """Appeals, API calls and quotas."""
+    filters = board.filters
     # 4. appeals by outcome
     appeals = Appeal.objects.filter(
         created_at__gte=filters.since, created_at__lte=filters.until
@@ -174,7 +238,7 @@ def build(filters: Filters) -> Dashboard:
     )
     if filters.content_type_id is not None:
         analyses = analyses.filter(content_type_id=filters.content_type_id)
-    rows = list(
+    calls = list(
         analyses.annotate(day=TruncDate("created_at"))
         .values("day", "analysis_type")
         .annotate(
@@ -183,9 +247,9 @@ def build(filters: Filters) -> Dashboard:
         )
         .order_by()
     )
-    board.calls_by_day = _series(rows, board.days, "analysis_type", "calls")
+    board.calls_by_day = _series(calls, board.days, "analysis_type", "calls")
     saved: dict[str, int] = defaultdict(int)
-    for row in rows:
+    for row in calls:
         saved[row["analysis_type"]] += row["saved"]
         board.calls_total += row["calls"]
     board.saved_by_type = {k: v for k, v in sorted(saved.items()) if v}
@@ -193,103 +257,59 @@ def build(filters: Filters) -> Dashboard:
 
     # 6. quotas
     board.quotas = list(QuotaState.objects.order_by("feature"))
-    return board
 
 
-def overturns(filters: Filters) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _whole_days(filters: Filters, cutoff: date) -> tuple[date, date]:
+    """The first and last whole days of the period before ``cutoff``."""
+    first = timezone.localdate(filters.since)
+    if summaries.day_start(first) < filters.since:
+        first += timedelta(days=1)
+    last = timezone.localdate(filters.until)
+    if summaries.day_start(last + timedelta(days=1)) > filters.until + timedelta(
+        microseconds=1
+    ):
+        last -= timedelta(days=1)
+    return first, min(last, cutoff - timedelta(days=1))
+
+
+def overturns(
+    decided: Iterable[dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Overturn rates of automatic verdicts, per policy rule and per type.
 
     An automatic approval or rejection is *reviewed* when the next decision
     on the object (an appeal's own "review" step aside) is a person's, and
-    *overturned* when that person decided otherwise. One query: the grounds
-    are grouped over the automatic verdicts; which of them were reviewed or
-    overturned comes from one narrow window (``LEAD``) over each object's
-    decisions in time order, read as a (hashed) subquery.
+    *overturned* when that person decided otherwise; the grounds are the
+    verdict's first reason. ``decided`` are the period's summed rows.
     """
-    appeal_steps = Appeal.objects.filter(review_decision__isnull=False).values(
-        "review_decision"
-    )
-    order = [F("decided_at").asc(), F("pk").asc()]
-    partition = [F("content_type_id"), F("object_id")]
-    window = (
-        ModerationDecision.objects.filter(decided_at__gte=filters.since)
-        .filter(
-            Q(content_type_id=filters.content_type_id)
-            if filters.content_type_id is not None
-            else Q()
-        )
-        .exclude(pk__in=appeal_steps)
-        .annotate(
-            d_id=F("pk"),
-            d_kind=F("decided_by_kind"),
-            d_status=F("status"),
-            next_kind=Window(
-                Lead("decided_by_kind"), partition_by=partition, order_by=order
-            ),
-            next_status=Window(Lead("status"), partition_by=partition, order_by=order),
-        )
-        .values("d_id", "d_kind", "d_status", "next_kind", "next_status")
-        .order_by()
-    )
-    window_sql, window_params = window.query.sql_with_params()
-    quote = connections[window.db].ops.quote_name
-    d_id, d_kind, d_status, next_kind, next_status = map(
-        quote, ("d_id", "d_kind", "d_status", "next_kind", "next_status")
-    )
-    # Only quoted constant names and Django's compiled SQL are interpolated;
-    # every value is a parameter.
-    auto_then_human = (
-        ModerationDecision.DecidedByKind.AUTO,
-        ModerationDecision.DecidedByKind.HUMAN,
-    )
-    judged = RawSQL(  # noqa: S611
-        f"SELECT {d_id} FROM ({window_sql}) t"  # noqa: S608
-        f" WHERE {d_kind} = %s AND {next_kind} = %s",
-        (*window_params, *auto_then_human),
-    )
-    changed = RawSQL(  # noqa: S611
-        f"SELECT {d_id} FROM ({window_sql}) t"  # noqa: S608
-        f" WHERE {d_kind} = %s AND {next_kind} = %s"
-        f" AND {next_status} <> {d_status}",
-        (*window_params, *auto_then_human),
-    )
-    first = KeyTransform(0, "reasons")
-    rows = (
-        filters.decisions()
-        .filter(
-            decided_by_kind=ModerationDecision.DecidedByKind.AUTO, status__in=VERDICTS
-        )
-        .annotate(
-            g_type=Coalesce(
-                KeyTextTransform("type", first), Value(""), output_field=CharField()
-            ),
-            g_rule=Coalesce(
-                KeyTextTransform("rule", first), Value(""), output_field=CharField()
-            ),
-            g_detail=Coalesce(
-                KeyTextTransform("question", first),
-                KeyTextTransform("label", first),
-                Value(""),
-                output_field=CharField(),
+    grouped: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    for row in decided:
+        if row["decided_by_kind"] != ModerationDecision.DecidedByKind.AUTO or row[
+            "status"
+        ] not in (VERDICTS):
+            continue
+        key = (row["g_type"], row["g_rule"], row["g_detail"], row["status"])
+        agg = grouped.setdefault(
+            key,
+            dict(
+                zip(("g_type", "g_rule", "g_detail", "status"), key, strict=True),
+                total=0,
+                reviewed=0,
+                overturned=0,
             ),
         )
-        .values("g_type", "g_rule", "g_detail", "status")
-        .annotate(
-            total=Count("pk"),
-            reviewed=Count("pk", filter=Q(pk__in=judged)),
-            overturned=Count("pk", filter=Q(pk__in=changed)),
-        )
-        .order_by("g_type", "g_rule", "g_detail", "status")
-    )
-    by_rule = [_rate(dict(row)) for row in rows]
+        agg["total"] += row["n"]
+        agg["reviewed"] += row["rev"]
+        agg["overturned"] += row["over"]
+    by_rule = [_rate(row) for _key, row in sorted(grouped.items())]
     by_type: dict[str, dict[str, Any]] = {}
     for row in by_rule:
         agg = by_type.setdefault(
             row["g_type"],
             {"g_type": row["g_type"], "total": 0, "reviewed": 0, "overturned": 0},
         )
-        for key in ("total", "reviewed", "overturned"):
-            agg[key] += row[key]
+        for total in ("total", "reviewed", "overturned"):
+            agg[total] += row[total]
     by_rule.sort(key=lambda r: (-r["rate"], -r["total"]))
     return by_rule, sorted(
         (_rate(r) for r in by_type.values()), key=lambda r: (-r["rate"], r["g_type"])

@@ -188,3 +188,53 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.email or '-'} ({self.status})"
+
+
+class DashboardDay(models.Model):
+    """A past day (in the default time zone) the dashboard keeps figures for.
+
+    Writers that change a past day's decisions give it a new ``version``;
+    its ``DashboardCount`` rows of fill ``fill`` hold the day's figures, and
+    are current while ``checked`` equals ``version`` (see
+    ``accountability/summaries.py``). Internal: not shown in the admin.
+    """
+
+    day = models.DateField(unique=True)
+    version = models.CharField(max_length=32)
+    checked = models.CharField(max_length=32, blank=True)
+    fill = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        return f"dashboard day {self.day}"
+
+
+class DashboardCount(models.Model):
+    """One day's decisions of one kind, summed: a row of the dashboard's summary."""
+
+    summary = models.ForeignKey(
+        DashboardDay, on_delete=models.CASCADE, related_name="counts"
+    )
+    fill = models.CharField(max_length=32)
+    content_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    status = models.CharField(max_length=20)
+    decided_by_kind = models.CharField(max_length=10)
+    # The decisive ground of an automatic approval or rejection ("" otherwise).
+    g_type = models.TextField(blank=True)
+    g_rule = models.TextField(blank=True)
+    g_detail = models.TextField(blank=True)
+    decisions = models.PositiveIntegerField()
+    reviewed = models.PositiveIntegerField()
+    overturned = models.PositiveIntegerField()
+    queued = models.PositiveIntegerField()
+    queued_since = models.DateTimeField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        default_permissions = ()
+
+    def __str__(self) -> str:
+        kind = self.decided_by_kind
+        return f"{self.summary_id}: {self.decisions} {self.status} ({kind})"

@@ -11,7 +11,12 @@ import logging
 from typing import Any
 
 from django_cloudinary_analysis import signals
-from django_cloudinary_analysis.accountability import appeals, notify, statements
+from django_cloudinary_analysis.accountability import (
+    appeals,
+    notify,
+    statements,
+    summaries,
+)
 from django_cloudinary_analysis.accountability.models import Notification
 from django_cloudinary_analysis.mixins import analysis_owner
 from django_cloudinary_analysis.models import ModerationDecision, ModerationStatus
@@ -73,3 +78,4 @@ def connect() -> None:
     signals.moderation_changed.connect(
         on_moderation_changed, dispatch_uid="cloudinary_analysis.accountability"
     )
+    summaries.connect()
