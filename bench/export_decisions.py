@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/export_decisions.py [--decisions N]``
 (not part of ``make test`` nor of ``bench/run_all.py``: it takes minutes).
 
-A fresh PostgreSQL database (the cluster ``tests/support/services.py``
+A fresh PostgreSQL database (the cluster ``tests/support/servers.py``
 starts) gets N moderation decisions written by SQL (``generate_series``):
 one automatic verdict per object for three quarters of them, a person's
 decision on the rest, appeals on 1 % of the objects, one analysis with a

@@ -1131,7 +1131,7 @@ def test_control_api_rejects_bad_input(api: FakeAnalyzeAPI) -> None:
 
 @pytest.mark.integration
 def test_the_server_runs_in_its_own_process_and_obeys_control() -> None:
-    from tests.support.services import FakeAPIProcess
+    from tests.support.servers import FakeAPIProcess
 
     with (
         FakeAPIProcess("--unsubscribed", "lvis", "--hold-deliveries") as process,

@@ -19,8 +19,8 @@ from django_cloudinary_analysis.models import (
     QuotaState,
 )
 from django_cloudinary_analysis.tasks import run_analysis
-from tests.conftest import png_bytes
 from tests.models import Article, Photo, PlainPhoto, SlugPhoto, UUIDPhoto
+from tests.support.images import png_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -30,9 +30,9 @@ from django_cloudinary_analysis.models import (
     ModerationStatus,
 )
 from django_cloudinary_analysis.tasks import run_analysis
-from tests.conftest import png_bytes
 from tests.models import Photo
 from tests.support.admin import FormInputs
+from tests.support.images import png_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -24,7 +24,7 @@ from tests.integration.harness import wait_for
 from tests.integration.writeback_settings import SYNC_TO_CLOUDINARY
 from tests.models import CloudPhoto
 from tests.support.fake_cloudinary import FakeCloudinary
-from tests.support.services import CeleryWorker
+from tests.support.servers import CeleryWorker
 from tests.support.writeback import cloudinary_image
 
 pytestmark = pytest.mark.integration

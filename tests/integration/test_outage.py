@@ -18,7 +18,7 @@ from tests.integration import harness
 from tests.integration.conftest import BOTH_DATABASES, It
 from tests.integration.harness import image, statuses, tag_duplicates, wait_finished
 from tests.models import Photo
-from tests.support.services import RedisServer
+from tests.support.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 

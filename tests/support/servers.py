@@ -1,6 +1,6 @@
-"""Start real services for the integration tests and clean up after them.
+"""Start real servers for the integration tests and clean up after them.
 
-Each service runs on a free loopback port in its own temporary directory:
+Each server runs on a free loopback port in its own temporary directory:
 ``RedisServer`` (Debian's ``redis-server``), ``PostgresServer`` (``initdb`` and
 ``postgres`` from ``/usr/lib/postgresql/*/bin`` or ``PATH``), ``CeleryWorker``
 (``celery -A tests.celery_app worker`` as a subprocess) and ``FakeAPIProcess``
@@ -9,7 +9,7 @@ test naming the Debian package to install, or fails it when
 ``CLOUDINARY_ANALYSIS_REQUIRE_SERVICES=1`` (CI).
 
 The ``*_fixture`` generator functions make session fixtures in one line each
-(``yield from services.redis_server_fixture()``).
+(``yield from servers.redis_server_fixture()``).
 """
 
 from __future__ import annotations
