@@ -150,7 +150,7 @@ def test_a_missing_asset_and_a_lasting_5xx_fail_with_their_reasons(
 ) -> None:
     # A missing asset has no etag and no bytes: its analyses are skipped with
     # the reason (the sync's own 404 path, an asset deleted after its analysis,
-    # is tested in tests/test_writeback_cloudinary.py).
+    # is tested in tests/test_writeback_cloudinary_sync.py).
     gone = upload("samples/gone")
     wait_for(
         lambda: (
