@@ -13,8 +13,13 @@ no longer applies fails too, so the lists shrink as tests move home.
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
+
+import pytest
 
 from tests.test_layering import _modules
 
@@ -194,3 +199,23 @@ def test_every_test_module_belongs_somewhere() -> None:
     ]
     assert orphans == [], "name them after their module or list them here"
     assert set(CROSS_CUTTING) <= set(_test_modules())
+
+
+def test_plain_pytest_runs_the_suite_like_python_m_pytest(tmp_path: Path) -> None:
+    # ``python -m pytest`` puts the working directory on sys.path, the
+    # ``pytest`` script does not: only the pytest settings' ``pythonpath``
+    # lets it import tests.settings.
+    script = Path(sys.executable).parent / "pytest"
+    if not script.exists():
+        pytest.skip("no pytest script beside this interpreter")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [str(script), "--collect-only", "-q", "-p", "no:cacheprovider", __file__],
+        cwd=TESTS.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "test_plain_pytest_runs_the_suite_like_python_m_pytest" in done.stdout
