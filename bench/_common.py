@@ -132,7 +132,7 @@ class Services:
 
     def redis(self) -> Any:
         """Return a running ``RedisServer`` (emptied for each caller)."""
-        from tests.support.services import RedisServer
+        from tests.support.servers import RedisServer
 
         if self._redis is None:
             self._redis = RedisServer().start()
@@ -141,7 +141,7 @@ class Services:
 
     def postgres(self) -> Any:
         """Return a running ``PostgresServer``."""
-        from tests.support.services import PostgresServer
+        from tests.support.servers import PostgresServer
 
         if self._postgres is None:
             self._postgres = PostgresServer().start()
@@ -149,7 +149,7 @@ class Services:
 
     def fake_api(self) -> Any:
         """Return a running out-of-process fake API (reset for each caller)."""
-        from tests.support.services import FakeAPIProcess
+        from tests.support.servers import FakeAPIProcess
 
         if self._fake is None:
             # Its own process: its threads must not compete for our GIL.
@@ -241,7 +241,7 @@ def run_child(
     timeout: float = 900,
 ) -> dict[str, Any]:
     """Run ``script --child payload`` with ``env``; return the JSON it wrote."""
-    from tests.support.services import subprocess_env
+    from tests.support.servers import subprocess_env
 
     with tempfile.NamedTemporaryFile(
         prefix="dca-bench-out-", suffix=".json", delete=False

@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/export_decisions.py [--decisions N]``
 (not part of ``make test`` nor of ``bench/run_all.py``: it takes minutes).
 
-A fresh PostgreSQL database (the cluster ``tests/support/services.py``
+A fresh PostgreSQL database (the cluster ``tests/support/servers.py``
 starts) gets N moderation decisions written by SQL (``generate_series``):
 one automatic verdict per object for three quarters of them, a person's
 decision on the rest, appeals on 1 % of the objects, one analysis with a
@@ -377,7 +377,7 @@ def render(result: dict[str, Any]) -> str:
         f"Command: `{result['command']}` "
         f"({_common.machine_text(result['machine'], result['load_after'])}).",
         "",
-        f"PostgreSQL (the cluster `tests/support/services.py` starts), "
+        f"PostgreSQL (the cluster `tests/support/servers.py` starts), "
         f"{result['decisions']:,} decisions about {prepared['objects']:,} "
         f"objects over a year ({written}): one automatic verdict per object "
         "(60 % approved, 30 % rejected, 10 % review), a person's decision on a "

@@ -53,23 +53,12 @@ API_DONE = re.compile(r"cloudinary (\w+) done in ([0-9.]+) ms")
 # -- child ------------------------------------------------------------------------
 
 
-def _png(seed: int) -> bytes:
-    import io
-
-    from PIL import Image
-
-    img = Image.new("RGB", (16, 16), (seed % 251, (seed // 251) % 251, 90))
-    img.putpixel((0, 0), (seed % 256, (seed >> 8) % 256, (seed >> 16) % 256))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _prepare(objects: int) -> dict[str, Any]:
     """Create the objects and their files (no analysis is scheduled)."""
     from django.conf import settings
 
     from bench.benchapp.models import MediaPhoto
+    from tests.support.images import png_bytes
 
     _common.migrate()
     folder = Path(settings.MEDIA_ROOT) / "bench"
@@ -77,7 +66,7 @@ def _prepare(objects: int) -> dict[str, Any]:
     rows = []
     for i in range(objects):
         name = f"bench/pipeline-{i}.png"
-        (folder / f"pipeline-{i}.png").write_bytes(_png(i))
+        (folder / f"pipeline-{i}.png").write_bytes(png_bytes(i, (16, 16)))
         rows.append(MediaPhoto(title=f"photo {i}", image=name))
     # bulk_create sends no signals: nothing is analysed yet.
     MediaPhoto.objects.bulk_create(rows, batch_size=1000)
@@ -275,7 +264,7 @@ def _one_run(
     services: dict[str, Any],
     log_dir: Path,
 ) -> dict[str, Any]:
-    from tests.support.services import CeleryWorker
+    from tests.support.servers import CeleryWorker
 
     fake = services["fake_api"]
     fake.control.reset()

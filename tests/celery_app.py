@@ -1,7 +1,7 @@
 """The Celery app the integration tests' worker runs (``celery -A tests.celery_app``).
 
 Configured from Django settings (``CELERY_*``) like a site's app, then from the
-environment, so a worker subprocess started by ``tests.support.services`` gets
+environment, so a worker subprocess started by ``tests.support.servers`` gets
 its broker and leaves eager mode without touching ``tests/settings.py``.
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Callable
 
@@ -55,19 +54,11 @@ def memory_backend() -> MemoryBackend:
     MemoryBackend.reset()
 
 
-def png_bytes(seed: int = 0, size: tuple[int, int] = (32, 24)) -> bytes:
-    """A small PNG whose content depends on ``seed``."""
-    from PIL import Image
-
-    img = Image.new("RGB", size, ((seed * 37) % 256, (seed * 91) % 256, 120))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 @pytest.fixture
 def image_file() -> Callable[..., ContentFile]:
     """Factory of named in-memory PNG files: ``image_file("a.png", seed=1)``."""
+
+    from tests.support.images import png_bytes
 
     def make(name: str = "photo.png", seed: int = 0) -> ContentFile:
         return ContentFile(png_bytes(seed), name=name)

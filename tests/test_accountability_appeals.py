@@ -1,4 +1,5 @@
-"""Appeals: the uploader objects through the API or the page; a reviewer answers."""
+"""Appeals: the uploader objects through the API (rest_framework/appeals.py) or
+the page (accountability/views.py); a reviewer answers."""
 
 from __future__ import annotations
 

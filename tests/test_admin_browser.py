@@ -245,10 +245,10 @@ def press(browser: Any, *keys: str) -> None:
 
 def scene_file(name: str) -> Any:
     """A 480x320 PNG that looks like a landscape (for the README's screenshot)."""
-    import io
-
     from django.core.files.base import ContentFile
     from PIL import Image, ImageDraw
+
+    from tests.support.images import encode_png
 
     img = Image.new("RGB", (480, 320))
     draw = ImageDraw.Draw(img)
@@ -259,9 +259,7 @@ def scene_file(name: str) -> Any:
         [(0, 320), (0, 220), (150, 160), (300, 230), (480, 180), (480, 320)],
         fill=(46, 125, 50),
     )
-    buffer = io.BytesIO()
-    img.save(buffer, format="PNG")
-    return ContentFile(buffer.getvalue(), name=name)
+    return ContentFile(encode_png(img), name=name)
 
 
 def click_on(browser: Any, element: Any) -> None:

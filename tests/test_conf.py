@@ -1,4 +1,5 @@
-"""Settings object: defaults, per-access reads, credentials resolution."""
+"""Settings object (conf.py): defaults, per-access reads, credentials resolution
+(credentials.py)."""
 
 from __future__ import annotations
 

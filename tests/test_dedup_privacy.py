@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from django_cloudinary_analysis.models import Analysis
-from tests.conftest import png_bytes
 from tests.models import Photo
+from tests.support.images import png_bytes
 from tests.test_rest_framework import (
     _user,
     client_for,

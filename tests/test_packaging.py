@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import which_or_skip
+from tests.support.servers import which_or_skip
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "django_cloudinary_analysis"

@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from django_cloudinary_analysis import services, signals
+from django_cloudinary_analysis import services
 from django_cloudinary_analysis.backends.memory import MemoryBackend
 from django_cloudinary_analysis.client import QuotaLimit
 from django_cloudinary_analysis.exceptions import AuthError, ServerError
@@ -20,8 +20,8 @@ from django_cloudinary_analysis.models import (
     QuotaState,
 )
 from django_cloudinary_analysis.tasks import run_analysis
-from tests.conftest import png_bytes
 from tests.models import Article, Photo, PlainPhoto, SlugPhoto, UUIDPhoto
+from tests.support.images import png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -552,30 +552,6 @@ def test_per_field_configuration_with_extras(save, image_file, memory_backend):
         c for c in memory_backend.calls if c.analysis_type == "ai_vision_tagging"
     )
     assert tagging.params["tag_definitions"][0]["name"] == "cat"
-
-
-def test_signals_fire_after_commit(save, image_file):
-    finished, changed = [], []
-
-    def on_finished(sender, analysis, **kw):
-        finished.append(analysis.analysis_type)
-
-    def on_changed(sender, instance, old, new, decision, **kw):
-        changed.append((sender, old, new))
-
-    signals.analysis_finished.connect(on_finished)
-    signals.moderation_changed.connect(on_changed)
-    try:
-        save(image=image_file())
-    finally:
-        signals.analysis_finished.disconnect(on_finished)
-        signals.moderation_changed.disconnect(on_changed)
-    assert sorted(finished) == [
-        "ai_vision_moderation",
-        "google_tagging",
-        "image_quality",
-    ]
-    assert changed == [(Photo, "pending", "approved")]
 
 
 def test_malformed_result_fails_with_reason(save, image_file, memory_backend):

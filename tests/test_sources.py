@@ -17,8 +17,8 @@ from django_cloudinary_analysis.sources import (
     is_cloudinary_field,
     resolve,
 )
-from tests.conftest import png_bytes
 from tests.models import Photo
+from tests.support.images import png_bytes
 
 pytestmark = pytest.mark.django_db
 

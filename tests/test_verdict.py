@@ -30,9 +30,9 @@ from django_cloudinary_analysis.models import (
     ModerationStatus,
 )
 from django_cloudinary_analysis.tasks import run_analysis
-from tests.conftest import png_bytes
 from tests.models import Photo
 from tests.support.admin import FormInputs
+from tests.support.images import png_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -69,32 +69,7 @@ def stored_status(obj: Any) -> str:
 # -- 1. stale saves ---------------------------------------------------------------
 
 
-def test_saving_the_created_instance_keeps_the_workers_verdict() -> None:
-    photo = Photo.objects.create(image=ContentFile(png_bytes(1), name="a.png"))
-    for analysis in photo.analyses.all():  # the worker, after the commit
-        services.run(analysis.pk)
-    assert stored_status(photo) == ModerationStatus.APPROVED
-
-    photo.title = "edited"
-    photo.save()  # the instance still says "pending" in memory
-
-    assert stored_status(photo) == ModerationStatus.APPROVED
-    assert list(Photo.objects.approved()) == [photo]
-    assert Photo.objects.get(pk=photo.pk).title == "edited"
-
-
-def test_a_copy_loaded_before_a_rejection_does_not_undo_it(
-    save: Any, reviewer: Any
-) -> None:
-    photo = save()
-    stale = Photo.objects.get(pk=photo.pk)
-    assert stale.moderation_status == ModerationStatus.APPROVED
-
-    services.reject(Photo.objects.get(pk=photo.pk), reviewer, "not here")
-    stale.title = "later edit"
-    stale.save()
-
-    assert stored_status(photo) == ModerationStatus.REJECTED == newest_status(photo)
+# The mixin's own stale-save tests are in tests/test_mixins.py.
 
 
 def test_a_model_form_on_a_stale_instance_keeps_the_verdict(

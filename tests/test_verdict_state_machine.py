@@ -54,8 +54,8 @@ from django_cloudinary_analysis.tasks import (
     poll_remote,
     run_analysis,
 )
-from tests.conftest import png_bytes
 from tests.models import Photo
+from tests.support.images import png_bytes
 
 pytestmark = pytest.mark.django_db
 

@@ -23,9 +23,9 @@ import pytest
 
 from tests.integration import harness
 from tests.integration.harness import FIGURES, SCAN, LiveDB, Stack
-from tests.support import services
+from tests.support import servers
 from tests.support.fake_api import FakeAnalyzeAPI
-from tests.support.services import PostgresServer, RedisServer
+from tests.support.servers import PostgresServer, RedisServer
 
 #: Run a test on SQLite and on PostgreSQL (a session-scoped fixture parameter).
 BOTH_DATABASES = pytest.mark.parametrize(
@@ -96,13 +96,13 @@ def it_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """Yield a real redis-server on a free loopback port."""
-    yield from services.redis_server_fixture()
+    yield from servers.redis_server_fixture()
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """Yield a throwaway PostgreSQL cluster (skips naming the Debian package)."""
-    yield from services.postgres_server_fixture()
+    yield from servers.postgres_server_fixture()
 
 
 @pytest.fixture(scope="session")

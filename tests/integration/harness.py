@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from django.core.files.base import ContentFile
 
 from tests.integration import settings as it_settings
 from tests.support.fake_api import FakeAnalyzeAPI
-from tests.support.services import (
+from tests.support.servers import (
     REPO_ROOT,
     CeleryWorker,
     _terminate,
@@ -480,20 +479,11 @@ def wait_finished(
 # -- files -----------------------------------------------------------------------
 
 
-def png(seed: int, size: tuple[int, int] = (8, 8)) -> bytes:
-    """Return a small PNG unique to ``seed`` (its bytes encode the seed)."""
-    from PIL import Image
-
-    img = Image.new("RGB", size, (seed % 256, (seed // 256) % 256, 77))
-    img.putpixel((0, 0), ((seed * 7) % 256, (seed * 13) % 256, (seed // 65536) % 256))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def image(name: str, seed: int) -> ContentFile:
     """Return a named in-memory PNG unique to ``seed``."""
-    return ContentFile(png(seed), name=name)
+    from tests.support.images import png_bytes
+
+    return ContentFile(png_bytes(seed, (8, 8)), name=name)
 
 
 def tag_duplicates() -> int:

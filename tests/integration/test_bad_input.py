@@ -29,7 +29,7 @@ from tests.integration import harness
 from tests.integration.conftest import It
 from tests.integration.harness import image, wait_finished
 from tests.models import Article, Photo
-from tests.support.services import REPO_ROOT, subprocess_env
+from tests.support.servers import REPO_ROOT, subprocess_env
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ from tests.integration.harness import wait_for
 from tests.integration.writeback_settings import SYNC_TO_CLOUDINARY
 from tests.models import CloudPhoto
 from tests.support.fake_cloudinary import FakeCloudinary
-from tests.support.services import CeleryWorker
+from tests.support.servers import CeleryWorker
 from tests.support.writeback import cloudinary_image
 
 pytestmark = pytest.mark.integration
@@ -150,7 +150,7 @@ def test_a_missing_asset_and_a_lasting_5xx_fail_with_their_reasons(
 ) -> None:
     # A missing asset has no etag and no bytes: its analyses are skipped with
     # the reason (the sync's own 404 path, an asset deleted after its analysis,
-    # is tested in tests/test_writeback_cloudinary.py).
+    # is tested in tests/test_writeback_cloudinary_sync.py).
     gone = upload("samples/gone")
     wait_for(
         lambda: (

@@ -31,7 +31,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.support.fake_api import FakeAnalyzeAPI
-from tests.support.services import LOOPBACK, RedisServer, skip_or_fail
+from tests.support.servers import LOOPBACK, RedisServer, skip_or_fail
 from tests.test_packaging import build_wheel
 
 pytestmark = pytest.mark.integration

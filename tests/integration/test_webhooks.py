@@ -129,6 +129,14 @@ def test_async_analyses_complete_by_signed_webhooks_and_forgeries_change_nothing
             timeout=60, workers=[worker], expect=expected, what="webhook deliveries"
         )
         assert counts == {AnalysisStatus.SUCCEEDED: expected}
+        # The site stores a result before it answers 200: the fake records the
+        # last deliveries once their answers are back.
+        wait_for(
+            lambda: len(it.fake.deliveries) >= expected,
+            timeout=30,
+            what="the fake API to record its deliveries' answers",
+            describe=lambda: Counter(d.status for d in it.fake.deliveries),
+        )
         deliveries = it.fake.deliveries
         assert Counter(d.status for d in deliveries) == {200: expected}
         assert (

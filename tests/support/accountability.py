@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission, User
 from django.urls import include, path
 
 from django_cloudinary_analysis.backends.memory import MemoryBackend
-from tests.conftest import png_bytes
+from tests.support.images import png_bytes
 
 #: A urlconf with both the app's URLs and the REST API.
 urlpatterns = [

@@ -24,13 +24,16 @@ Definitions tests rely on:
 Run out of process with ``python -m tests.support.fake_api --port 0
 --print-url``; the first line on stdout is the base URL, and the
 ``/_control/…`` HTTP API (see ``FakeAPIControl``) drives it from elsewhere.
+
+It holds only what the suite, bench/ and the example use: features nobody
+called were dropped (see git history for custom answers, failed or forced
+tasks, replays, a webhook receiver and the rest).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import binascii
 import contextlib
 import hashlib
 import heapq
@@ -49,14 +52,14 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 
@@ -88,7 +91,6 @@ QUOTA_FEATURE_NAMES: tuple[str, ...] = (
     "google_tagging",
     "object_detection",
 )
-TASK_STATUSES: tuple[str, ...] = ("pending", "processing", "completed", "failed")
 
 #: Every fault kind a rule may name.
 FAULT_KINDS: tuple[str, ...] = (
@@ -105,9 +107,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "huge",  # 200 with a valid JSON body of `size` bytes
     "not_found",  # 404 JSON error object
     "unauthorized",  # 401 JSON error object
-    "forbidden",  # 403 JSON error object
 )
-FAULT_TARGETS = ("analyze", "tasks", "any")
 
 # Error codes are invented (the spec shows only MA_00001); stable for tests.
 ERROR_CODES: dict[str, str] = {
@@ -122,6 +122,7 @@ ERROR_CODES: dict[str, str] = {
 
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _MAX_REQUEST_BODY = 10 * 1024 * 1024
+_WEBHOOK_TIMEOUT = 10.0
 _HTML_PAGES: dict[int, bytes] = {
     status: (
         f"<html>\r\n<head><title>{status} {HTTPStatus(status).phrase}</title></head>"
@@ -141,20 +142,6 @@ def sign(
     digest.update(str(timestamp).encode())
     digest.update(secret.encode())
     return digest.hexdigest()
-
-
-def verify_signature(
-    body: bytes,
-    timestamp: int | str,
-    signature: str,
-    secret: str,
-    algorithms: Iterable[str] = ("sha1", "sha256"),
-) -> bool:
-    """Return whether ``signature`` signs ``body`` at ``timestamp`` (any algorithm)."""
-    return any(
-        hmac.compare_digest(sign(body, timestamp, secret, alg), signature)
-        for alg in algorithms
-    )
 
 
 def notification_headers(
@@ -252,8 +239,6 @@ class FaultRule:
     analysis_type: str | None = None
     #: Only requests whose source uri / asset_id contains this text.
     source: str | None = None
-    #: Which endpoint: ``analyze``, ``tasks`` or ``any``.
-    target: str = "analyze"
     latency_ms: float = 100.0
     #: For ``rate_limit``: seconds until the reported ``reset_time``.
     reset_in: float = 1.0
@@ -273,8 +258,6 @@ class FaultRule:
         unknown = [k for k in kinds if k not in FAULT_KINDS]
         if not kinds or unknown:
             raise ValueError(f"unknown fault kind(s): {unknown or kinds!r}")
-        if self.target not in FAULT_TARGETS:
-            raise ValueError(f"unknown fault target: {self.target!r}")
         if not 0.0 <= self.probability <= 1.0:
             raise ValueError("probability must be within [0, 1]")
 
@@ -284,19 +267,12 @@ class FaultRule:
         return self.times is not None and self.fired >= self.times
 
     def matches(self, endpoint: str, analysis_type: str | None, source: str) -> bool:
-        """Return whether a request is one this rule may break."""
-        if self.target != "any" and self.target != endpoint:
+        """Return whether an analyze request is one this rule may break."""
+        if endpoint != "analyze":
             return False
         if self.analysis_type is not None and self.analysis_type != analysis_type:
             return False
         return self.source is None or self.source in source
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able form (the control API's)."""
-        data = asdict(self)
-        if isinstance(self.kind, tuple):
-            data["kind"] = list(self.kind)
-        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FaultRule:
@@ -334,10 +310,6 @@ class RequestRecord:
     request_id: str | None = None
     error_code: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able form."""
-        return asdict(self)
-
 
 @dataclass
 class Quota:
@@ -371,7 +343,6 @@ class Delivery:
     headers: dict[str, str]
     timestamp: int
     attempt: int
-    replay: bool = False
     status: int | None = None
     error: str | None = None
     time: float = 0.0
@@ -380,12 +351,6 @@ class Delivery:
     def payload(self) -> dict[str, Any]:
         """Return the decoded JSON body."""
         return json.loads(self.body)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-able form (body as text)."""
-        data = asdict(self)
-        data["body"] = self.body.decode()
-        return data
 
 
 @dataclass
@@ -402,32 +367,16 @@ class Task:
     accepted_at: float
     processing_at: float
     final_status: str | None = None
-    forced_status: str | None = None
-    failure: dict[str, Any] | None = None
-    first_delivery_done: bool = False
     deliveries: list[Delivery] = field(default_factory=list)
 
     def status(self, now: float) -> str:
         """Return the status ``GET /tasks/{id}`` reports."""
-        if self.forced_status:
-            return self.forced_status
         if self.final_status:
             return self.final_status
         return "processing" if now >= self.processing_at else "pending"
 
     def payload(self) -> dict[str, Any]:
         """Return the ``analyze`` notification body for this task."""
-        if self.failure is not None:
-            return {
-                "notification_type": "analyze",
-                "operation_type": "single",
-                "task_id": self.task_id,
-                "request_id": self.request_id,
-                "http_status": self.failure["http_status"],
-                "data": None,
-                "limits": self.limits,
-                "error": self.failure["error"],
-            }
         return {
             "notification_type": "analyze",
             "operation_type": "single",
@@ -438,27 +387,6 @@ class Task:
             "limits": self.limits,
             "error": None,
         }
-
-    def to_dict(self, now: float) -> dict[str, Any]:
-        """Return a JSON-able summary."""
-        return {
-            "task_id": self.task_id,
-            "analysis_type": self.analysis_type,
-            "request_id": self.request_id,
-            "entity": self.entity,
-            "notification_url": self.notification_url,
-            "status": self.status(now),
-            "failure": self.failure,
-            "deliveries": [d.to_dict() for d in self.deliveries],
-        }
-
-
-@dataclass
-class _TaskFailureRule:
-    count: int | None
-    http_status: int
-    error: dict[str, Any] | None
-    analysis_type: str | None
 
 
 class _Reject(Exception):
@@ -491,7 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.server.api._handle(self)
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
+    do_POST = do_GET
 
     def handle(self) -> None:
         try:
@@ -501,8 +429,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
-        if self.server.api.verbose:
-            logger.debug("fake api: " + format, *args)
+        logger.debug("fake api: " + format, *args)
 
 
 class _HTTPServer(ThreadingHTTPServer):
@@ -514,8 +441,6 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], api: FakeAnalyzeAPI) -> None:
         self.api = api
         self.connections: set[socket.socket] = set()
-        #: TCP connections accepted so far (keep-alive keeps this low).
-        self.accepted = 0
         self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
@@ -531,7 +456,6 @@ class _HTTPServer(ThreadingHTTPServer):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.connections_lock:
             self.connections.add(sock)
-            self.accepted += 1
         return sock, addr
 
     def shutdown_request(self, request: Any) -> None:
@@ -563,21 +487,12 @@ class FakeAnalyzeAPI:
         api_key: str = DEFAULT_API_KEY,
         api_secret: str = DEFAULT_API_SECRET,
         oauth_token: str | None = None,
-        unsubscribed: Iterable[str] = (),
-        signature_algorithm: str = "sha1",
         webhook_delay: float = 0.05,
         webhook_retries: int = 3,
         webhook_retry_delay: float = 1.0,
-        webhook_timeout: float = 10.0,
-        webhook_clock_skew: int = 0,
-        auto_deliver: bool = True,
         quota_limit: int | None = 10000,
         quota_period: float = 86400.0,
-        report_limits: bool = True,
         seed: int = 0,
-        verbose: bool = False,
-        notification_transport: Callable[[str, bytes, Mapping[str, str]], int]
-        | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -585,20 +500,11 @@ class FakeAnalyzeAPI:
         self.api_key = api_key
         self.api_secret = api_secret
         self.oauth_token = oauth_token
-        self.signature_algorithm = signature_algorithm
         self.webhook_delay = webhook_delay
+        #: Cloudinary retries a delivery that did not get HTTP 200.
         self.webhook_retries = webhook_retries
         self.webhook_retry_delay = webhook_retry_delay
-        self.webhook_timeout = webhook_timeout
-        #: Seconds added to X-Cld-Timestamp (to test stale/future checks).
-        self.webhook_clock_skew = webhook_clock_skew
-        self.report_limits = report_limits
-        self.verbose = verbose
-        #: Sends one notification; tests may route it in-process instead.
-        self.notification_transport = notification_transport or self._http_transport
         self._initial: dict[str, Any] = {
-            "unsubscribed": frozenset(unsubscribed),
-            "auto_deliver": auto_deliver,
             "quota_limit": quota_limit,
             "quota_period": quota_period,
             "seed": seed,
@@ -622,8 +528,8 @@ class FakeAnalyzeAPI:
     def _reset_state(self) -> None:
         init = self._initial
         now = time.time()
-        self.unsubscribed: set[str] = set(init["unsubscribed"])
-        self._auto_deliver = bool(init["auto_deliver"])
+        self.unsubscribed: set[str] = set()
+        self._auto_deliver = True
         self._rng = random.Random(init["seed"])
         self._rules: list[FaultRule] = []
         self._rule_ids = itertools.count(1)
@@ -633,8 +539,6 @@ class FakeAnalyzeAPI:
         self._deliveries: list[Delivery] = []
         self._heap: list[tuple[float, int, str, int]] = []
         self._heap_seq = itertools.count()
-        self._task_failures: list[_TaskFailureRule] = []
-        self._results: dict[str, Any] = {}
         self.quotas: dict[str, Quota] = {
             name: Quota(
                 feature=name,
@@ -708,11 +612,6 @@ class FakeAnalyzeAPI:
         """Return the API base, ``http://127.0.0.1:PORT/v2/analysis/CLOUD``."""
         return f"{self.url}/v2/analysis/{self.cloud_name}"
 
-    @property
-    def connections_accepted(self) -> int:
-        """Return how many TCP connections the server accepted since start."""
-        return self._server.accepted if self._server is not None else 0
-
     def reset(self) -> None:
         """Forget records, tasks and faults; restore quotas and subscriptions."""
         with self._cond:
@@ -724,58 +623,23 @@ class FakeAnalyzeAPI:
         with self._lock:
             self._records = []
 
-    def configure(self, **options: Any) -> None:
-        """Change webhook settings, signature algorithm or limit reporting."""
-        allowed = {
-            "signature_algorithm",
-            "webhook_delay",
-            "webhook_retries",
-            "webhook_retry_delay",
-            "webhook_timeout",
-            "webhook_clock_skew",
-            "report_limits",
-            "verbose",
-        }
-        unknown = set(options) - allowed
-        if unknown:
-            raise ValueError(f"unknown options: {sorted(unknown)}")
-        if "signature_algorithm" in options:
-            hashlib.new(options["signature_algorithm"])
-        with self._lock:
-            for key, value in options.items():
-                setattr(self, key, value)
-
     # -- configuration ----------------------------------------------------
 
     def add_fault(self, kind: str | Sequence[str], **options: Any) -> FaultRule:
         """Add a fault rule (see ``FaultRule`` for the options) and return it."""
         kind = kind if isinstance(kind, str) else tuple(kind)
-        return self.add_rule(FaultRule(kind=kind, **options))
+        return self._add_rule(FaultRule(kind=kind, **options))
 
-    def add_rule(self, rule: FaultRule) -> FaultRule:
-        """Add a built fault rule, give it an id and return it."""
+    def _add_rule(self, rule: FaultRule) -> FaultRule:
         with self._lock:
             rule.id = next(self._rule_ids)
-            rule.fired = 0
             self._rules.append(rule)
         return rule
-
-    def remove_fault(self, rule: FaultRule | int) -> None:
-        """Remove one fault rule."""
-        rule_id = rule if isinstance(rule, int) else rule.id
-        with self._lock:
-            self._rules = [r for r in self._rules if r.id != rule_id]
 
     def clear_faults(self) -> None:
         """Remove every fault rule."""
         with self._lock:
             self._rules = []
-
-    @property
-    def fault_rules(self) -> list[FaultRule]:
-        """Return the current rules (live objects: ``fired`` keeps counting)."""
-        with self._lock:
-            return list(self._rules)
 
     def set_quota(
         self,
@@ -783,11 +647,10 @@ class FakeAnalyzeAPI:
         *,
         remaining: int | None = None,
         limit: int | None = None,
-        reset_in: float | None = None,
-        reset_time: float | datetime | None = None,
+        reset_time: float | None = None,
         period: float | None = None,
     ) -> Quota:
-        """Set an add-on quota: remaining calls, limit and when it resets."""
+        """Set an add-on quota: remaining calls, limit and when it resets (epoch)."""
         if feature not in self.quotas:
             raise ValueError(f"unknown quota feature: {feature!r}")
         with self._lock:
@@ -798,11 +661,7 @@ class FakeAnalyzeAPI:
                 quota.remaining = remaining
             if period is not None:
                 quota.period = period
-            if reset_in is not None:
-                quota.reset_time = time.time() + reset_in
-            elif isinstance(reset_time, datetime):
-                quota.reset_time = reset_time.timestamp()
-            elif reset_time is not None:
+            if reset_time is not None:
                 quota.reset_time = float(reset_time)
             return Quota(**asdict(quota))
 
@@ -814,31 +673,10 @@ class FakeAnalyzeAPI:
             else:
                 self.unsubscribed.add(analysis_type)
 
-    def set_analysis(
-        self,
-        analysis_type: str,
-        analysis: Mapping[str, Any]
-        | Callable[[str, dict[str, Any]], Mapping[str, Any]]
-        | None,
-    ) -> None:
-        """Answer a type with a dict or ``fn(type, body)``; ``None`` resets."""
-        with self._lock:
-            if analysis is None:
-                self._results.pop(analysis_type, None)
-            elif callable(analysis):
-                self._results[analysis_type] = analysis
-            else:
-                self._results[analysis_type] = _dumps(dict(analysis))
-
     # -- async tasks ------------------------------------------------------
 
-    @property
-    def auto_deliver(self) -> bool:
-        """Return whether notifications go out on their own after the delay."""
-        return self._auto_deliver
-
     def hold_deliveries(self) -> None:
-        """Keep notifications back until ``deliver_pending`` or a release."""
+        """Keep notifications back until ``release_deliveries``."""
         with self._cond:
             self._auto_deliver = False
 
@@ -848,92 +686,11 @@ class FakeAnalyzeAPI:
             self._auto_deliver = True
             self._cond.notify_all()
 
-    def fail_tasks(
-        self,
-        count: int | None = 1,
-        *,
-        http_status: int = 500,
-        error: Mapping[str, Any] | None = None,
-        analysis_type: str | None = None,
-    ) -> None:
-        """Make the next ``count`` accepted tasks (``None``: all) fail by webhook."""
-        with self._lock:
-            self._task_failures.append(
-                _TaskFailureRule(
-                    count, http_status, dict(error) if error else None, analysis_type
-                )
-            )
-
-    def fail_task(
-        self,
-        task_id: str,
-        *,
-        http_status: int = 500,
-        error: Mapping[str, Any] | None = None,
-    ) -> None:
-        """Make one not yet delivered task fail."""
-        with self._lock:
-            task = self._tasks[task_id]
-            task.failure = self._failure(task.request_id, http_status, error)
-
-    def set_task_status(self, task_id: str, status: str | None) -> None:
-        """Force what ``GET /tasks/{id}`` reports (``None`` undoes it)."""
-        if status is not None and status not in TASK_STATUSES:
-            raise ValueError(f"unknown task status: {status!r}")
-        with self._lock:
-            self._tasks[task_id].forced_status = status
-
-    def deliver_pending(self, task_ids: Iterable[str] | None = None) -> list[Delivery]:
-        """Send now, in this thread, the first notification of undelivered tasks."""
-        wanted = set(task_ids) if task_ids is not None else None
-        with self._lock:
-            tasks = [
-                t
-                for t in self._tasks.values()
-                if not t.first_delivery_done and (wanted is None or t.task_id in wanted)
-            ]
-            for task in tasks:
-                task.first_delivery_done = True
-        return [self._deliver(task, attempt=1) for task in tasks]
-
-    def replay(
-        self,
-        task_id: str,
-        index: int = -1,
-        *,
-        fresh_timestamp: bool = False,
-        url: str | None = None,
-    ) -> Delivery:
-        """Re-send a past delivery as is (a replay) or re-signed now."""
-        with self._lock:
-            original = self._tasks[task_id].deliveries[index]
-        headers = dict(original.headers)
-        timestamp = original.timestamp
-        if fresh_timestamp:
-            timestamp = int(time.time()) + self.webhook_clock_skew
-            headers = notification_headers(
-                original.body, self.api_secret, timestamp, self.signature_algorithm
-            )
-        return self._send_delivery(
-            task_id,
-            url or original.url,
-            original.body,
-            headers,
-            timestamp,
-            attempt=original.attempt,
-            replay=True,
-        )
-
     @property
     def tasks(self) -> list[Task]:
         """Return the accepted tasks (live objects)."""
         with self._lock:
             return list(self._tasks.values())
-
-    def get_task(self, task_id: str) -> Task:
-        """Return one accepted task."""
-        with self._lock:
-            return self._tasks[task_id]
 
     @property
     def deliveries(self) -> list[Delivery]:
@@ -955,34 +712,15 @@ class FakeAnalyzeAPI:
         with self._lock:
             return sum(1 for r in self._records if r.billable)
 
-    def count(
-        self,
-        *,
-        analysis_type: str | None = None,
-        source: str | None = None,
-        status: int | None = None,
-        fault: str | None = None,
-        billable: bool | None = None,
-        endpoint: str | None = None,
-    ) -> int:
+    def count(self, *, endpoint: str | None = None, fault: str | None = None) -> int:
         """Return how many recorded requests match every given filter."""
         with self._lock:
-            records = list(self._records)
-        return sum(
-            1
-            for r in records
-            if (analysis_type is None or r.analysis_type == analysis_type)
-            and (source is None or r.source == source)
-            and (status is None or r.status == status)
-            and (fault is None or r.fault == fault)
-            and (billable is None or r.billable == billable)
-            and (endpoint is None or r.endpoint == endpoint)
-        )
-
-    def billable_by_type(self) -> Counter[str]:
-        """Return billable calls per analysis type."""
-        with self._lock:
-            return Counter(r.analysis_type or "" for r in self._records if r.billable)
+            return sum(
+                1
+                for r in self._records
+                if (endpoint is None or r.endpoint == endpoint)
+                and (fault is None or r.fault == fault)
+            )
 
     def billable_by_source(self) -> Counter[tuple[str, str]]:
         """Return billable calls per (analysis type, source)."""
@@ -992,42 +730,20 @@ class FakeAnalyzeAPI:
             )
 
     def stats(self) -> dict[str, Any]:
-        """Return a JSON-able summary of everything counted."""
+        """Return a JSON-able summary of what was counted (the control API's)."""
         with self._lock:
             records = list(self._records)
-            tasks = list(self._tasks.values())
-            deliveries = len(self._deliveries)
-            rules = [r.to_dict() for r in self._rules]
-        now = time.time()
-        by_source: dict[str, dict[str, int]] = {}
-        for r in records:
-            if r.billable:
-                per_type = by_source.setdefault(r.analysis_type or "", {})
-                per_type[r.source] = per_type.get(r.source, 0) + 1
         return {
             "requests": len(records),
             "billable_calls": sum(1 for r in records if r.billable),
-            "auth_failures": sum(1 for r in records if r.auth_ok is False),
             "by_status": dict(Counter(str(r.status) for r in records)),
             "by_fault": dict(Counter(r.fault for r in records if r.fault)),
-            "by_endpoint": dict(Counter(r.endpoint for r in records)),
-            "requests_by_type": dict(
-                Counter(r.analysis_type for r in records if r.analysis_type)
-            ),
-            "billable_by_type": dict(
-                Counter(r.analysis_type for r in records if r.billable)
-            ),
-            "billable_by_source": by_source,
-            "tasks": dict(Counter(t.status(now) for t in tasks)),
-            "deliveries": deliveries,
-            "connections_accepted": self.connections_accepted,
-            "fault_rules": rules,
         }
 
     # -- request handling -------------------------------------------------
 
     def _handle(self, h: _Handler) -> None:
-        path, _, query = h.path.partition("?")
+        path = h.path.partition("?")[0]
         try:
             raw = self._read_body(h)
         except _Reject as rej:
@@ -1036,7 +752,7 @@ class FakeAnalyzeAPI:
             )
             return
         if path.startswith("/_control/"):
-            self._control(h, h.command, path, query, raw)
+            self._control(h, h.command, path, raw)
             return
         endpoint = "unknown"
         analysis_type: str | None = None
@@ -1123,22 +839,9 @@ class FakeAnalyzeAPI:
         self._write(h, status, payload)
 
     def _read_body(self, h: _Handler) -> bytes:
-        encoding = h.headers.get("Transfer-Encoding", "")
-        if "chunked" in encoding.lower():
-            chunks = []
-            total = 0
-            while True:
-                size = int(h.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while h.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                total += size
-                if total > _MAX_REQUEST_BODY:
-                    raise _Reject(413, "user_error", "MA_00413", "body too large")
-                chunks.append(h.rfile.read(size))
-                h.rfile.readline()
-            return b"".join(chunks)
+        if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
+            # The clients send Content-Length; chunked bodies are not served.
+            raise _Reject(411, "user_error", "MA_00411", "Content-Length required")
         length = int(h.headers.get("Content-Length") or 0)
         if length > _MAX_REQUEST_BODY:
             raise _Reject(413, "user_error", "MA_00413", "body too large")
@@ -1177,17 +880,7 @@ class FakeAnalyzeAPI:
         if not header:
             return False
         if header.startswith("Basic "):
-            if hmac.compare_digest(header.encode(), self._basic.encode()):
-                return True
-            # Accept the same credentials with different base64 padding/spacing.
-            try:
-                decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return False
-            key, _, secret = decoded.partition(":")
-            return hmac.compare_digest(key.encode(), self.api_key.encode()) and (
-                hmac.compare_digest(secret.encode(), self.api_secret.encode())
-            )
+            return hmac.compare_digest(header.encode(), self._basic.encode())
         if header.startswith("Bearer ") and self.oauth_token:
             return hmac.compare_digest(
                 header[7:].strip().encode(), self.oauth_token.encode()
@@ -1258,17 +951,6 @@ class FakeAnalyzeAPI:
             processing_at=now + self.webhook_delay / 2,
         )
         with self._cond:
-            for rule in self._task_failures:
-                if rule.count is not None and rule.count <= 0:
-                    continue
-                if rule.analysis_type not in (None, analysis_type):
-                    continue
-                if rule.count is not None:
-                    rule.count -= 1
-                task.failure = self._failure(
-                    task.request_id, rule.http_status, rule.error
-                )
-                break
             self._tasks[task_id] = task
             heapq.heappush(
                 self._heap, (now + self.webhook_delay, next(self._heap_seq), task_id, 1)
@@ -1357,16 +1039,11 @@ class FakeAnalyzeAPI:
             if quota.remaining is not None:
                 quota.remaining -= 1
             item = quota.item(1)
-        return {"items": [item]} if self.report_limits else None
+        return {"items": [item]}
 
     def _analysis_bytes(
         self, analysis_type: str, extras: Any, body: dict[str, Any]
     ) -> bytes:
-        custom = self._results.get(analysis_type)
-        if custom is not None:
-            if isinstance(custom, bytes):
-                return custom
-            return _dumps(dict(custom(analysis_type, body)))
         key = (analysis_type, json.dumps(extras) if extras is not None else "")
         cached = self._analysis_cache.get(key)
         if cached is None:
@@ -1433,7 +1110,6 @@ class FakeAnalyzeAPI:
             "server_error": (500, "server_error", "internal server error"),
             "not_found": (404, "user_error", "not found"),
             "unauthorized": (401, "auth_error", "invalid or missing credentials"),
-            "forbidden": (403, "auth_error", "an add-on subscription is required"),
         }
         if kind in json_errors:
             status, category, message = json_errors[kind]
@@ -1506,25 +1182,6 @@ class FakeAnalyzeAPI:
             self._huge_cache[size] = cached
         return cached
 
-    @staticmethod
-    def _failure(
-        request_id: str, http_status: int, error: Mapping[str, Any] | None
-    ) -> dict[str, Any]:
-        return {
-            "http_status": http_status,
-            "error": dict(error)
-            if error
-            else {
-                "category": "server_error" if http_status >= 500 else "user_error",
-                "code": ERROR_CODES["server_error"]
-                if http_status >= 500
-                else ERROR_CODES["invalid"],
-                "message": "analysis failed",
-                "details": {},
-                "request_id": request_id,
-            },
-        }
-
     # -- writing --------------------------------------------------------------
 
     @staticmethod
@@ -1559,16 +1216,13 @@ class FakeAnalyzeAPI:
         close = close or h.close_connection
         head = self._head(status, content_type, len(body), headers or {}, close=close)
         try:
-            h.wfile.write(head if h.command == "HEAD" else head + body)
+            h.wfile.write(head + body)
         except OSError:
             close = True
         if close:
             h.close_connection = True
 
     # -- webhooks -------------------------------------------------------------
-
-    def _http_transport(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
-        return post_notification(url, body, headers, timeout=self.webhook_timeout)
 
     def _scheduler(self) -> None:
         while not self._stop.is_set():
@@ -1578,14 +1232,8 @@ class FakeAnalyzeAPI:
                 if self._auto_deliver:
                     while self._heap and self._heap[0][0] <= now:
                         _, _, task_id, attempt = heapq.heappop(self._heap)
-                        task = self._tasks.get(task_id)
-                        if task is None:
-                            continue
-                        if attempt == 1:
-                            if task.first_delivery_done:
-                                continue
-                            task.first_delivery_done = True
-                        due.append((task_id, attempt))
+                        if task_id in self._tasks:
+                            due.append((task_id, attempt))
                 if not due:
                     timeout = 0.5
                     if self._auto_deliver and self._heap:
@@ -1627,14 +1275,11 @@ class FakeAnalyzeAPI:
 
     def _deliver(self, task: Task, *, attempt: int) -> Delivery:
         with self._lock:
-            if task.final_status is None:
-                task.final_status = "failed" if task.failure else "completed"
+            task.final_status = "completed"
             payload = task.payload()
         body = _dumps(payload)
-        timestamp = int(time.time()) + self.webhook_clock_skew
-        headers = notification_headers(
-            body, self.api_secret, timestamp, self.signature_algorithm
-        )
+        timestamp = int(time.time())
+        headers = notification_headers(body, self.api_secret, timestamp)
         return self._send_delivery(
             task.task_id,
             task.notification_url or "",
@@ -1642,7 +1287,6 @@ class FakeAnalyzeAPI:
             headers,
             timestamp,
             attempt=attempt,
-            replay=False,
         )
 
     def _send_delivery(
@@ -1654,7 +1298,6 @@ class FakeAnalyzeAPI:
         timestamp: int,
         *,
         attempt: int,
-        replay: bool,
     ) -> Delivery:
         delivery = Delivery(
             task_id=task_id,
@@ -1663,14 +1306,15 @@ class FakeAnalyzeAPI:
             headers=headers,
             timestamp=timestamp,
             attempt=attempt,
-            replay=replay,
             time=time.time(),
         )
         if not url:
             delivery.error = "no notification_url"
         else:
             try:
-                delivery.status = self.notification_transport(url, body, headers)
+                delivery.status = post_notification(
+                    url, body, headers, timeout=_WEBHOOK_TIMEOUT
+                )
             except Exception as exc:
                 delivery.error = f"{type(exc).__name__}: {exc}"
         with self._lock:
@@ -1682,87 +1326,23 @@ class FakeAnalyzeAPI:
 
     # -- control API ------------------------------------------------------------
 
-    def _control(
-        self, h: _Handler, method: str, path: str, query: str, raw: bytes
-    ) -> None:
+    def _control(self, h: _Handler, method: str, path: str, raw: bytes) -> None:
         try:
             data = json.loads(raw) if raw else {}
-            status, result = self._control_dispatch(method, path, parse_qs(query), data)
+            status, result = self._control_dispatch(method, path.rstrip("/"), data)
         except (ValueError, KeyError, TypeError) as exc:
             status, result = 400, {"error": f"{type(exc).__name__}: {exc}"}
         self._write(h, status, _dumps(result))
 
-    def _control_dispatch(
-        self, method: str, path: str, query: dict[str, list[str]], data: Any
-    ) -> tuple[int, Any]:
-        route = (method, path.rstrip("/"))
-        if route == ("GET", "/_control/stats"):
+    def _control_dispatch(self, method: str, path: str, data: Any) -> tuple[int, Any]:
+        if (method, path) == ("GET", "/_control/stats"):
             return 200, self.stats()
-        if route == ("GET", "/_control/records"):
-            return 200, [r.to_dict() for r in self.records]
-        if route == ("POST", "/_control/reset"):
+        if (method, path) == ("POST", "/_control/reset"):
             self.reset()
             return 200, {}
-        if route == ("POST", "/_control/clear-records"):
-            self.clear_records()
-            return 200, {}
-        if route == ("POST", "/_control/config"):
-            self.configure(**data)
-            return 200, {}
-        if route == ("GET", "/_control/faults"):
-            return 200, [r.to_dict() for r in self.fault_rules]
-        if route == ("POST", "/_control/faults"):
-            specs = data.get("rules", [data]) if isinstance(data, dict) else data
-            rules = [FaultRule.from_dict(spec) for spec in specs]
-            return 200, {"ids": [self.add_rule(rule).id for rule in rules]}
-        if route == ("DELETE", "/_control/faults"):
-            self.clear_faults()
-            return 200, {}
-        if method == "DELETE" and path.startswith("/_control/faults/"):
-            self.remove_fault(int(path.rsplit("/", 1)[1]))
-            return 200, {}
-        if route == ("GET", "/_control/quota"):
-            with self._lock:
-                return 200, {k: asdict(v) for k, v in self.quotas.items()}
-        if route == ("POST", "/_control/quota"):
-            feature = data.pop("feature")
-            return 200, asdict(self.set_quota(feature, **data))
-        if route == ("POST", "/_control/subscriptions"):
-            for name in data.get("unsubscribed", []):
-                self.set_subscribed(name, False)
-            for name in data.get("subscribed", []):
-                self.set_subscribed(name, True)
-            return 200, {"unsubscribed": sorted(self.unsubscribed)}
-        if route == ("POST", "/_control/analysis"):
-            self.set_analysis(data["analysis_type"], data.get("analysis"))
-            return 200, {}
-        if route == ("GET", "/_control/tasks"):
-            now = time.time()
-            return 200, [t.to_dict(now) for t in self.tasks]
-        if route == ("GET", "/_control/deliveries"):
-            return 200, [d.to_dict() for d in self.deliveries]
-        if route == ("POST", "/_control/tasks/hold"):
-            if data.get("hold", True):
-                self.hold_deliveries()
-            else:
-                self.release_deliveries()
-            return 200, {"auto_deliver": self.auto_deliver}
-        if route == ("POST", "/_control/tasks/deliver"):
-            deliveries = self.deliver_pending(data.get("task_ids"))
-            return 200, [d.to_dict() for d in deliveries]
-        if route == ("POST", "/_control/tasks/fail"):
-            if "task_id" in data:
-                task_id = data.pop("task_id")
-                self.fail_task(task_id, **data)
-            else:
-                self.fail_tasks(**data)
-            return 200, {}
-        if route == ("POST", "/_control/tasks/status"):
-            self.set_task_status(data["task_id"], data.get("status"))
-            return 200, {}
-        if route == ("POST", "/_control/tasks/replay"):
-            task_id = data.pop("task_id")
-            return 200, self.replay(task_id, **data).to_dict()
+        if (method, path) == ("POST", "/_control/faults"):
+            rule = self._add_rule(FaultRule.from_dict(data))
+            return 200, {"id": rule.id}
         return 404, {"error": f"unknown control route {method} {path}"}
 
 
@@ -1790,248 +1370,24 @@ class FakeAPIControl:
         """Return the server's ``stats()``."""
         return self._call("GET", "stats")
 
-    @property
-    def billable_calls(self) -> int:
-        """Return the server's count of billable calls."""
-        return int(self.stats()["billable_calls"])
-
-    def records(self) -> list[dict[str, Any]]:
-        """Return every recorded request as dicts."""
-        return self._call("GET", "records")
-
     def reset(self) -> None:
         """Reset the server (see ``FakeAnalyzeAPI.reset``)."""
         self._call("POST", "reset")
 
-    def clear_records(self) -> None:
-        """Forget recorded requests only."""
-        self._call("POST", "clear-records")
-
-    def configure(self, **options: Any) -> None:
-        """Change server options (see ``FakeAnalyzeAPI.configure``)."""
-        self._call("POST", "config", options)
-
     def add_fault(self, kind: str | Sequence[str], **options: Any) -> int:
         """Add a fault rule and return its id."""
         spec = {"kind": kind if isinstance(kind, str) else list(kind), **options}
-        return int(self._call("POST", "faults", spec)["ids"][0])
-
-    def fault_rules(self) -> list[dict[str, Any]]:
-        """Return the rules with their ``fired`` counts."""
-        return self._call("GET", "faults")
-
-    def remove_fault(self, rule_id: int) -> None:
-        """Remove one fault rule."""
-        self._call("DELETE", f"faults/{rule_id}")
-
-    def clear_faults(self) -> None:
-        """Remove every fault rule."""
-        self._call("DELETE", "faults")
-
-    def quotas(self) -> dict[str, Any]:
-        """Return every quota's state."""
-        return self._call("GET", "quota")
-
-    def set_quota(self, feature: str, **options: Any) -> dict[str, Any]:
-        """Set a quota (remaining, limit, reset_in, reset_time epoch, period)."""
-        return self._call("POST", "quota", {"feature": feature, **options})
-
-    def set_subscribed(self, analysis_type: str, subscribed: bool) -> None:
-        """Mark an analysis type subscribed or not."""
-        key = "subscribed" if subscribed else "unsubscribed"
-        self._call("POST", "subscriptions", {key: [analysis_type]})
-
-    def set_analysis(
-        self, analysis_type: str, analysis: Mapping[str, Any] | None
-    ) -> None:
-        """Answer a type with a fixed analysis dict (``None`` resets)."""
-        self._call(
-            "POST", "analysis", {"analysis_type": analysis_type, "analysis": analysis}
-        )
-
-    def tasks(self) -> list[dict[str, Any]]:
-        """Return every accepted task with its deliveries."""
-        return self._call("GET", "tasks")
-
-    def deliveries(self) -> list[dict[str, Any]]:
-        """Return every notification POST made."""
-        return self._call("GET", "deliveries")
-
-    def hold_deliveries(self) -> None:
-        """Keep notifications back."""
-        self._call("POST", "tasks/hold", {"hold": True})
-
-    def release_deliveries(self) -> None:
-        """Let notifications go out on their own."""
-        self._call("POST", "tasks/hold", {"hold": False})
-
-    def deliver_pending(
-        self, task_ids: Iterable[str] | None = None
-    ) -> list[dict[str, Any]]:
-        """Send the first notification of undelivered tasks now."""
-        ids = list(task_ids) if task_ids is not None else None
-        return self._call("POST", "tasks/deliver", {"task_ids": ids})
-
-    def fail_tasks(self, count: int | None = 1, **options: Any) -> None:
-        """Make the next ``count`` accepted tasks fail."""
-        self._call("POST", "tasks/fail", {"count": count, **options})
-
-    def fail_task(self, task_id: str, **options: Any) -> None:
-        """Make one undelivered task fail."""
-        self._call("POST", "tasks/fail", {"task_id": task_id, **options})
-
-    def set_task_status(self, task_id: str, status: str | None) -> None:
-        """Force what ``GET /tasks/{id}`` reports."""
-        self._call("POST", "tasks/status", {"task_id": task_id, "status": status})
-
-    def replay(self, task_id: str, index: int = -1, **options: Any) -> dict[str, Any]:
-        """Re-send a past delivery (``fresh_timestamp``, ``url`` options)."""
-        return self._call(
-            "POST", "tasks/replay", {"task_id": task_id, "index": index, **options}
-        )
-
-
-@dataclass
-class ReceivedWebhook:
-    """One POST a ``WebhookReceiver`` got."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def payload(self) -> Any:
-        """Return the decoded JSON body."""
-        return json.loads(self.body)
-
-
-class WebhookReceiver:
-    """A loopback endpoint that collects notification POSTs for tests."""
-
-    def __init__(self, statuses: Iterable[int] = (), default_status: int = 200) -> None:
-        #: Statuses to answer in order; then ``default_status``.
-        self.statuses = list(statuses)
-        self.default_status = default_status
-        self.received: list[ReceivedWebhook] = []
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                with receiver._cond:
-                    receiver.received.append(
-                        ReceivedWebhook(self.path, dict(self.headers.items()), body)
-                    )
-                    status = (
-                        receiver.statuses.pop(0)
-                        if receiver.statuses
-                        else receiver.default_status
-                    )
-                    receiver._cond.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = _PlainServer(("127.0.0.1", 0), Handler)
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """Return the URL to give as ``notification_url``."""
-        return f"http://127.0.0.1:{self._server.server_port}/webhook"
-
-    def start(self) -> WebhookReceiver:
-        """Start serving in a daemon thread."""
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving."""
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> WebhookReceiver:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def wait_for(self, count: int, timeout: float = 10.0) -> list[ReceivedWebhook]:
-        """Wait until ``count`` POSTs arrived and return them all."""
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.received) >= count, timeout):
-                raise TimeoutError(
-                    f"got {len(self.received)} of {count} notifications in {timeout}s"
-                )
-            return list(self.received)
-
-
-class _PlainServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-
-    def server_bind(self) -> None:
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
+        return int(self._call("POST", "faults", spec)["id"])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the fake API as its own process until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m tests.support.fake_api")
-    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--cloud-name", default=DEFAULT_CLOUD_NAME)
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    parser.add_argument(
-        "--api-secret",
-        default=os.environ.get("FAKE_API_SECRET", DEFAULT_API_SECRET),
-        help="default: $FAKE_API_SECRET or the test settings' secret",
-    )
-    parser.add_argument("--oauth-token", default=os.environ.get("FAKE_API_OAUTH_TOKEN"))
-    parser.add_argument("--unsubscribed", default="", help="comma-separated types")
-    parser.add_argument("--signature-algorithm", default="sha1")
-    parser.add_argument("--webhook-delay", type=float, default=0.05)
-    parser.add_argument("--webhook-retries", type=int, default=3)
-    parser.add_argument("--webhook-retry-delay", type=float, default=1.0)
-    parser.add_argument("--hold-deliveries", action="store_true")
     parser.add_argument("--quota-limit", type=int, default=10000)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--print-url", action="store_true", help="print the base URL")
-    parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    if args.verbose:
-        logging.basicConfig(level=logging.DEBUG)
-    api = FakeAnalyzeAPI(
-        host=args.host,
-        port=args.port,
-        cloud_name=args.cloud_name,
-        api_key=args.api_key,
-        api_secret=args.api_secret,
-        oauth_token=args.oauth_token,
-        unsubscribed=[t for t in args.unsubscribed.split(",") if t],
-        signature_algorithm=args.signature_algorithm,
-        webhook_delay=args.webhook_delay,
-        webhook_retries=args.webhook_retries,
-        webhook_retry_delay=args.webhook_retry_delay,
-        auto_deliver=not args.hold_deliveries,
-        quota_limit=args.quota_limit,
-        seed=args.seed,
-        verbose=args.verbose,
-    )
+    api = FakeAnalyzeAPI(port=args.port, quota_limit=args.quota_limit)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

@@ -69,11 +69,22 @@ def jpeg_bytes(img: Image.Image, quality: int = SCENE_QUALITY) -> bytes:
     return buf.getvalue()
 
 
-def png_bytes(img: Image.Image) -> bytes:
+def encode_png(img: Image.Image) -> bytes:
     """Encode an image as PNG bytes."""
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def png_bytes(seed: int = 0, size: tuple[int, int] = (32, 24)) -> bytes:
+    """A small PNG whose bytes differ for every ``seed`` below 2**24.
+
+    The colour follows the seed and the first pixel spells it out, so seeds
+    that share a colour (they wrap at 256) still make different files.
+    """
+    img = Image.new("RGB", size, ((seed * 37) % 256, (seed * 91) % 256, 120))
+    img.putpixel((0, 0), (seed % 256, (seed >> 8) % 256, (seed >> 16) % 256))
+    return encode_png(img)
 
 
 @cache
@@ -85,7 +96,7 @@ def sharp_jpeg(quality: int = SCENE_QUALITY) -> bytes:
 @cache
 def sharp_png() -> bytes:
     """Return the sharp scene as a PNG (no JPEG quality to estimate)."""
-    return png_bytes(scene())
+    return encode_png(scene())
 
 
 @cache
@@ -133,7 +144,7 @@ def text_png() -> bytes:
     font = ImageFont.load_default(size=64)
     for i, line in enumerate(TEXT_LINES):
         draw.text((40, 50 + i * 110), line, fill="black", font=font)
-    return png_bytes(img)
+    return encode_png(img)
 
 
 @cache
@@ -143,7 +154,7 @@ def rgba_png() -> bytes:
     alpha = Image.new("L", img.size, 0)
     ImageDraw.Draw(alpha).rectangle((100, 100, 924, 668), fill=255)
     img.putalpha(alpha)
-    return png_bytes(img)
+    return encode_png(img)
 
 
 @lru_cache(maxsize=4)

@@ -1,6 +1,6 @@
-"""Start real services for the integration tests and clean up after them.
+"""Start real servers for the integration tests and clean up after them.
 
-Each service runs on a free loopback port in its own temporary directory:
+Each server runs on a free loopback port in its own temporary directory:
 ``RedisServer`` (Debian's ``redis-server``), ``PostgresServer`` (``initdb`` and
 ``postgres`` from ``/usr/lib/postgresql/*/bin`` or ``PATH``), ``CeleryWorker``
 (``celery -A tests.celery_app worker`` as a subprocess) and ``FakeAPIProcess``
@@ -9,7 +9,7 @@ test naming the Debian package to install, or fails it when
 ``CLOUDINARY_ANALYSIS_REQUIRE_SERVICES=1`` (CI).
 
 The ``*_fixture`` generator functions make session fixtures in one line each
-(``yield from services.redis_server_fixture()``).
+(``yield from servers.redis_server_fixture()``).
 """
 
 from __future__ import annotations
@@ -720,11 +720,6 @@ class FakeAPIProcess:
     def __repr__(self) -> str:
         return f"<FakeAPIProcess {self.base_url or 'stopped'}>"
 
-    @property
-    def url(self) -> str:
-        """Return the root URL (``http://127.0.0.1:PORT``)."""
-        return self.base_url.split("/v2/", 1)[0]
-
     def start(self) -> FakeAPIProcess:
         """Start the server and read its base URL from the first stdout line."""
         with self.log_path.open("ab") as log:
@@ -790,10 +785,4 @@ def redis_server_fixture() -> Iterator[RedisServer]:
 def postgres_server_fixture() -> Iterator[PostgresServer]:
     """Yield a started ``PostgresServer`` (skip or fail when PostgreSQL is missing)."""
     with PostgresServer() as server:
-        yield server
-
-
-def fake_api_process_fixture(*args: str) -> Iterator[FakeAPIProcess]:
-    """Yield a started out-of-process fake API."""
-    with FakeAPIProcess(*args) as server:
         yield server

@@ -211,7 +211,7 @@ def test_an_injected_session_and_client_options_are_used(cloudinary, settings):
 
 def test_a_session_factory_path_is_called_once(cloudinary, settings):
     CountingSession.made = 0
-    _options(settings, session="tests.test_backend_cloudinary.make_session")
+    _options(settings, session="tests.test_backends_cloudinary.make_session")
     first, second = get_backend(), get_backend()
     assert first.client() is second.client()
     assert isinstance(first.client().session, CountingSession)

@@ -195,7 +195,7 @@ def test_exif_orientation_swaps_the_reported_size(backend, storage):
 
 
 def test_tiny_image_is_low_resolution_not_an_error(backend, storage):
-    tiny = images.png_bytes(images.scene(2, 2))
+    tiny = images.encode_png(images.scene(2, 2))
 
     analysis = quality_of(backend, storage, "tiny.png", tiny)
 

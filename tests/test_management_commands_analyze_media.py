@@ -11,8 +11,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from django_cloudinary_analysis.models import Analysis
-from tests.conftest import png_bytes
 from tests.models import Photo
+from tests.support.images import png_bytes
 
 pytestmark = pytest.mark.django_db
 

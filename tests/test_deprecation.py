@@ -1,5 +1,7 @@
 """Renamed names keep working for a while, with a DeprecationWarning.
 
+The ``_deprecation.py`` helpers, and ``analyses.py``: the old registry module.
+
 vocab-rename: skip (these tests use the old names on purpose).
 """
 

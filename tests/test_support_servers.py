@@ -1,4 +1,4 @@
-"""Real services for the integration suite start, answer and clean up."""
+"""Real servers for the integration suite start, answer and clean up."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
-from tests.support import services
-from tests.support.services import (
+from tests.support import servers
+from tests.support.servers import (
     CeleryWorker,
     PostgresServer,
     RedisServer,
@@ -33,7 +33,7 @@ def _dead(pid: int) -> bool:
 
 @pytest.fixture(scope="module")
 def redis_server() -> Iterator[RedisServer]:
-    yield from services.redis_server_fixture()
+    yield from servers.redis_server_fixture()
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_which_or_skip_finds_binaries_on_path_and_in_extra_dirs(
 def test_which_or_skip_skips_naming_the_debian_package(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.delenv(services.REQUIRE_SERVICES_ENV, raising=False)
+    monkeypatch.delenv(servers.REQUIRE_SERVICES_ENV, raising=False)
 
     with pytest.raises(pytest.skip.Exception, match="apt-get install dca-pkg"):
         which_or_skip("dca-no-such-binary", "dca-pkg")
@@ -78,7 +78,7 @@ def test_which_or_skip_skips_naming_the_debian_package(
 def test_which_or_skip_fails_when_services_are_required(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv(services.REQUIRE_SERVICES_ENV, "1")
+    monkeypatch.setenv(servers.REQUIRE_SERVICES_ENV, "1")
 
     with pytest.raises(pytest.fail.Exception, match="dca-pkg"):
         which_or_skip("dca-no-such-binary", "dca-pkg")
