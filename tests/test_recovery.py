@@ -24,8 +24,8 @@ from django_cloudinary_analysis.writeback.models import CloudinarySync, SyncStat
 from tests.support.writeback import labels, run
 from tests.test_accountability_statements import notify_on, upload
 from tests.test_accountability_statements import user as uploader
-from tests.test_writeback_cloudinary import PUBLIC_ID, fake, server
-from tests.test_writeback_cloudinary import upload as upload_to_cloudinary
+from tests.test_writeback_cloudinary_sync import PUBLIC_ID, fake, server
+from tests.test_writeback_cloudinary_sync import upload as upload_to_cloudinary
 
 pytestmark = pytest.mark.django_db
 
