@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import connections, models
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -85,6 +85,109 @@ class AnalysisQuerySet(ObjectQuerySet):
     def succeeded(self) -> AnalysisQuerySet:
         """Analyses that produced a result."""
         return self.filter(status=AnalysisStatus.SUCCEEDED)
+
+    def claim(
+        self,
+        pk: int,
+        *,
+        task_id: str,
+        statuses: Iterable[str],
+        same_task: bool = False,
+    ) -> Analysis | None:
+        """Move analysis ``pk`` from one of ``statuses`` to running; return it.
+
+        ``same_task`` claims only a row that task ``task_id`` claimed before
+        (the redelivery of a message whose worker died).
+
+        One ``UPDATE … RETURNING`` where the database has it (PostgreSQL,
+        SQLite 3.35+): the row comes back with the content key another
+        analysis of the same file already computed (``sibling_key``), so the
+        worker reads nothing else about the analysis. ``None`` when the row
+        was not in one of ``statuses`` (claimed elsewhere, finished, deleted).
+        """
+        now = timezone.now()
+        statuses = list(statuses)
+        connection = connections[self.db]
+        if not connection.features.can_return_columns_from_insert:
+            return self._claim_then_read(
+                pk, task_id=task_id, statuses=statuses, same_task=same_task
+            )
+        meta = Analysis._meta
+        qn = connection.ops.quote_name
+        table = qn(meta.db_table)
+        fields = meta.concrete_fields
+        columns = ", ".join(f"{table}.{qn(f.column)}" for f in fields)
+        sibling = (
+            # Quoted identifiers of this model only; every value is a parameter.
+            f"(SELECT s.{qn('content_key')} FROM {table} s"  # noqa: S608
+            f" WHERE s.{qn('content_type_id')} = {table}.{qn('content_type_id')}"
+            f" AND s.{qn('object_id')} = {table}.{qn('object_id')}"
+            f" AND s.{qn('field_name')} = {table}.{qn('field_name')}"
+            f" AND s.{qn('file_name')} = {table}.{qn('file_name')}"
+            f" AND s.{qn('content_key')} <> '' LIMIT 1)"
+        )
+        placeholders = ", ".join(["%s"] * len(statuses))
+        same = f" AND {qn('task_id')} = %s" if same_task else ""
+        sql = (
+            f"UPDATE {table} SET {qn('status')} = %s, {qn('started_at')} = %s,"  # noqa: S608
+            f" {qn('attempts')} = {qn('attempts')} + 1, {qn('task_id')} = %s"
+            f" WHERE {qn(meta.pk.column)} = %s AND {qn('status')} IN ({placeholders})"
+            f"{same} RETURNING {columns}, {sibling}"
+        )
+        params = [
+            AnalysisStatus.RUNNING.value,
+            connection.ops.adapt_datetimefield_value(now),
+            task_id,
+            pk,
+            *statuses,
+            *([task_id] if same_task else []),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = []
+        for field, value in zip(fields, row[:-1], strict=True):
+            column = field.get_col(meta.db_table)
+            converters = connection.ops.get_db_converters(
+                column
+            ) + field.get_db_converters(connection)
+            for convert in converters:
+                value = convert(value, column, connection)
+            values.append(value)
+        analysis = Analysis.from_db(self.db, [f.attname for f in fields], values)
+        analysis.sibling_key = row[-1] or ""
+        return analysis
+
+    def _claim_then_read(
+        self, pk: int, *, task_id: str, statuses: list[str], same_task: bool
+    ) -> Analysis | None:
+        claimable = self.filter(pk=pk, status__in=statuses)
+        if same_task:
+            claimable = claimable.filter(task_id=task_id)
+        claimed = claimable.update(
+            status=AnalysisStatus.RUNNING,
+            started_at=timezone.now(),
+            attempts=models.F("attempts") + 1,
+            task_id=task_id,
+        )
+        if not claimed:
+            return None
+        analysis = self.get(pk=pk)
+        analysis.sibling_key = (
+            self.filter(
+                content_type_id=analysis.content_type_id,
+                object_id=analysis.object_id,
+                field_name=analysis.field_name,
+                file_name=analysis.file_name,
+            )
+            .exclude(content_key="")
+            .values_list("content_key", flat=True)
+            .first()
+            or ""
+        )
+        return analysis
 
 
 class Analysis(models.Model):
@@ -164,6 +267,9 @@ class Analysis(models.Model):
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
 
     objects = AnalysisQuerySet.as_manager()
+
+    #: Set by ``claim``: a content key of the same file computed earlier.
+    sibling_key: str = ""
 
     class Meta:
         verbose_name = _("analysis")

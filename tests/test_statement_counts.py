@@ -98,6 +98,9 @@ def _run_counted(photo: Photo, analysis_type: str) -> tuple[str, list[str]]:
     analysis = Analysis.objects.get(
         object_id=str(photo.pk), analysis_type=analysis_type
     )
+    # A worker reads a quota row at most once a second per feature (then
+    # from the cache); a running worker has it cached, as here.
+    services.quota_blocked_until(analysis_type)
     with CaptureQueriesContext(connection) as captured:
         outcome = services.run(analysis.pk, task_id="counted-task")
     return outcome.status, [q["sql"] for q in captured.captured_queries]

@@ -114,6 +114,13 @@ def close_for(obj: Model, decision: ModerationDecision) -> Appeal | None:
         outcome = AppealStatus.UPHELD
     else:
         return None
+    open_appeals = Appeal.objects.filter(
+        content_type=decision.content_type_id,
+        object_id=decision.object_id,
+        status=AppealStatus.OPEN,
+    )
+    if not open_appeals.exists():  # the common case: one read, no transaction
+        return None
     with transaction.atomic():
         appeal = (
             Appeal.objects.select_for_update()

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -16,6 +17,7 @@ from django_cloudinary_analysis import analyses as registry
 from django_cloudinary_analysis import signals
 from django_cloudinary_analysis.client import (
     AnalysisResult,
+    QuotaLimit,
     RetryPolicy,
 )
 from django_cloudinary_analysis.conf import app_settings
@@ -29,7 +31,7 @@ from django_cloudinary_analysis.models import (
     MediaTag,
 )
 from django_cloudinary_analysis.services.quota import record_limits
-from django_cloudinary_analysis.services.verdicts import _lock_object, update_verdict
+from django_cloudinary_analysis.services.verdicts import feeds_verdict, update_verdict
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -46,6 +48,9 @@ class RunOutcome:
 
 
 def _load_object(analysis: Analysis) -> Model | None:
+    # The content type from Django's per-process cache, kept on the analysis
+    # for the receivers of analysis_finished.
+    analysis.content_type = ContentType.objects.get_for_id(analysis.content_type_id)
     model = analysis.content_type.model_class()
     if model is None:
         return None
@@ -107,26 +112,56 @@ def apply_result(
             else None
         ),
     }
+    fields: dict[str, Any] = {
+        "status": AnalysisStatus.SUCCEEDED,
+        "result": summary,
+        "raw": result.raw if app_settings.STORE_RAW else None,
+        "request_id": (result.request_id or "")[:100],
+        "finished_at": timezone.now(),
+        "error_code": "",
+        "error_message": "",
+    }
+    if analysis.content_key:
+        fields["content_key"] = analysis.content_key
+    return store(
+        analysis,
+        fields,
+        obj=obj,
+        from_statuses=from_statuses,
+        tags=tags,
+        limits=result.limits,
+    )
+
+
+def store(
+    analysis: Analysis,
+    fields: dict[str, Any],
+    *,
+    obj: Model | None,
+    from_statuses: Sequence[str],
+    tags: list[MediaTag] | None = None,
+    limits: Sequence[QuotaLimit] | None = None,
+) -> bool:
+    """End a run in one transaction: the row's final ``fields`` (one
+    conditional UPDATE), its tags, exhausted quotas and, when the type bears
+    on it, the verdict. False (nothing written) when the row is no longer in
+    one of ``from_statuses``."""
     with transaction.atomic():
-        if obj is not None:
-            _lock_object(obj)
         updated = Analysis.objects.filter(
             pk=analysis.pk, status__in=list(from_statuses)
-        ).update(
-            status=AnalysisStatus.SUCCEEDED,
-            result=summary,
-            raw=result.raw if app_settings.STORE_RAW else None,
-            request_id=(result.request_id or "")[:100],
-            finished_at=timezone.now(),
-            error_code="",
-            error_message="",
-        )
+        ).update(**fields)
         if not updated:
             return False
-        _replace_tags(analysis, tags)
-        record_limits(result.limits)
-        analysis.refresh_from_db()
-        if obj is not None:
+        for name, value in fields.items():
+            setattr(analysis, name, value)
+        if tags is not None:
+            _replace_tags(analysis, tags)
+        record_limits(limits)
+        if (
+            obj is not None
+            and analysis.status != AnalysisStatus.CANCELLED
+            and feeds_verdict(type(obj), analysis.analysis_type)
+        ):
             update_verdict(obj)
         _after_commit_finished(analysis)
     return True
@@ -204,26 +239,16 @@ def _finish(
     from_statuses: Sequence[str] = (AnalysisStatus.RUNNING,),  # type: ignore[assignment]
 ) -> RunOutcome:
     """Put an analysis in a final state with a reason, then re-decide."""
-    with transaction.atomic():
-        if obj is not None:
-            _lock_object(obj)
-        fields: dict[str, Any] = {
-            "status": status,
-            "error_code": code[:100],
-            "error_message": message,
-            "finished_at": timezone.now(),
-        }
-        if request_id:
-            fields["request_id"] = request_id[:100]
-        updated = Analysis.objects.filter(
-            pk=analysis.pk, status__in=list(from_statuses)
-        ).update(**fields)
-        if not updated:
-            return RunOutcome("noop")
-        analysis.refresh_from_db()
-        if obj is not None and status != AnalysisStatus.CANCELLED:
-            update_verdict(obj)
-        _after_commit_finished(analysis)
+    fields: dict[str, Any] = {
+        "status": status,
+        "error_code": code[:100],
+        "error_message": message,
+        "finished_at": timezone.now(),
+    }
+    if request_id:
+        fields["request_id"] = request_id[:100]
+    if not store(analysis, fields, obj=obj, from_statuses=from_statuses):
+        return RunOutcome("noop")
     log = logger.warning if status == AnalysisStatus.FAILED else logger.info
     log(
         "analysis %s %s: %s",

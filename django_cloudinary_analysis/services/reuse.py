@@ -20,13 +20,15 @@ from django_cloudinary_analysis.models import (
 )
 from django_cloudinary_analysis.services.results import (
     RunOutcome,
-    _after_commit_finished,
-    _replace_tags,
+    _defer,
+    store,
 )
-from django_cloudinary_analysis.services.verdicts import _lock_object, update_verdict
+from django_cloudinary_analysis.sources import content_key
 
 if TYPE_CHECKING:
     from django.db.models import Model
+
+    from django_cloudinary_analysis.sources import Media
 
 logger = logging.getLogger(__name__)
 
@@ -35,19 +37,37 @@ logger = logging.getLogger(__name__)
 DUPLICATE_WAIT = 2.0
 
 
-def _sibling_content_key(analysis: Analysis) -> str:
-    """Reuse a digest another analysis of the same file already computed."""
-    return (
-        Analysis.objects.filter(
-            content_type_id=analysis.content_type_id,
-            object_id=analysis.object_id,
-            field_name=analysis.field_name,
-            file_name=analysis.file_name,
-        )
-        .exclude(content_key="")
-        .values_list("content_key", flat=True)
-        .first()
-        or ""
+def dedup(
+    analysis: Analysis, media: Media, obj: Model, *, can_wait: bool
+) -> RunOutcome | None:
+    """Reuse a result of identical content, or wait for a twin in flight;
+    ``None`` when this analysis must call the API itself.
+
+    The content key comes from another analysis of the same file when one
+    computed it (``claim`` returns it), else from the file. The common case,
+    new content, costs one conditional UPDATE: becoming the lead.
+    """
+    if not app_settings.DEDUP:
+        return None
+    analysis.content_key = (
+        analysis.content_key or analysis.sibling_key or content_key(media)
+    )
+    if not analysis.allow_reuse:
+        return None  # the key is stored with the result
+    if not can_wait:
+        donor = _reusable(analysis)
+        return _reuse(analysis, donor, obj) if donor is not None else None
+    twin = _lead_or_follow(analysis)
+    if twin is None:
+        return None
+    donor = _reusable(analysis)  # a twin that succeeded, or just finished
+    if donor is not None:
+        return _reuse(analysis, donor, obj)
+    return _defer(
+        analysis,
+        "duplicate_in_flight",
+        f"waiting for analysis {twin} of the same content",
+        DUPLICATE_WAIT,
     )
 
 
@@ -73,7 +93,8 @@ def _lead_or_follow(analysis: Analysis) -> int | None:
     the same content, type and extras is in flight, in one conditional UPDATE
     (and, on PostgreSQL, under an advisory lock on the key), so of two copies
     looking at the same moment exactly one sends and the other waits to reuse
-    its result.
+    its result. Returns the twin's id (one that succeeded counts), or None
+    when this analysis leads.
     """
     now = timezone.now()
     # A lead that has said nothing for TWIN_LEASE seconds is presumed dead; one
@@ -94,18 +115,18 @@ def _lead_or_follow(analysis: Analysis) -> int | None:
         )
         .exclude(pk=analysis.pk)
     )
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
+    lead = Analysis.objects.filter(pk=analysis.pk).filter(~Exists(twins))
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
             lock = "|".join(
                 (analysis.content_key, analysis.analysis_type, analysis.params_hash)
             )
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock])
-        led = (
-            Analysis.objects.filter(pk=analysis.pk)
-            .filter(~Exists(twins))
-            .update(content_key=analysis.content_key)
-        )
+            led = lead.update(content_key=analysis.content_key)
+    else:
+        # One statement: SQLite runs writes one at a time.
+        led = lead.update(content_key=analysis.content_key)
     if led:
         return None
     twin = twins.values_list("pk", flat=True).first()
@@ -115,40 +136,29 @@ def _lead_or_follow(analysis: Analysis) -> int | None:
 
 
 def _reuse(analysis: Analysis, donor: Analysis, obj: Model) -> RunOutcome:
-    donor_tags = list(donor.tags.all())
-    with transaction.atomic():
-        _lock_object(obj)
-        updated = Analysis.objects.filter(
-            pk=analysis.pk, status=AnalysisStatus.RUNNING
-        ).update(
-            status=AnalysisStatus.SUCCEEDED,
-            result=donor.result,
-            raw=payloads.reused_raw(donor.raw, analysis.file_name),
-            request_id=donor.request_id,
-            reused_from=donor,
-            # Any surviving copy can then be reused once the donor is deleted.
-            content_key=analysis.content_key,
-            finished_at=timezone.now(),
-            error_code="",
-            error_message="",
+    tags = [
+        MediaTag(
+            name=t.name,
+            label=t.label,
+            confidence=t.confidence,
+            source=t.source,
+            box=t.box,
         )
-        if updated:
-            _replace_tags(
-                analysis,
-                [
-                    MediaTag(
-                        name=t.name,
-                        label=t.label,
-                        confidence=t.confidence,
-                        source=t.source,
-                        box=t.box,
-                    )
-                    for t in donor_tags
-                ],
-            )
-            analysis.refresh_from_db()
-            update_verdict(obj)
-            _after_commit_finished(analysis)
+        for t in donor.tags.all()
+    ]
+    fields = {
+        "status": AnalysisStatus.SUCCEEDED,
+        "result": donor.result,
+        "raw": payloads.reused_raw(donor.raw, analysis.file_name),
+        "request_id": donor.request_id,
+        "reused_from": donor,
+        # Any surviving copy can then be reused once the donor is deleted.
+        "content_key": analysis.content_key,
+        "finished_at": timezone.now(),
+        "error_code": "",
+        "error_message": "",
+    }
+    store(analysis, fields, obj=obj, from_statuses=(AnalysisStatus.RUNNING,), tags=tags)
     logger.info(
         "analysis %s reused the result of %s",
         analysis.pk,

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import Subquery
 
 from django_cloudinary_analysis import signals
 from django_cloudinary_analysis.conf import app_settings
@@ -18,7 +19,7 @@ from django_cloudinary_analysis.models import (
     ModerationStatus,
     params_hash,
 )
-from django_cloudinary_analysis.moderation import get_policy
+from django_cloudinary_analysis.moderation import DefaultPolicy, get_policy
 from django_cloudinary_analysis.options import (
     analysis_config,
     content_type_for,
@@ -39,19 +40,63 @@ def _lock_object(obj: Model) -> None:
     ).first()
 
 
-def current_analyses(obj: Model) -> list[Analysis]:
-    """The newest analysis per (field, type) for the object's current files."""
+def _lock_and_latest(obj: Model) -> ModerationDecision | None:
+    """Lock the object's row (where supported) and read its newest decision,
+    in one statement; the decision carries its id, status and source."""
+    newest = ModerationDecision.objects.filter(
+        content_type=content_type_for(obj), object_id=str(obj.pk)
+    ).order_by("-decided_at", "-pk")
+    row = (
+        type(obj)
+        ._default_manager.select_for_update()
+        .filter(pk=obj.pk)
+        .annotate(
+            _decision=Subquery(newest.values("pk")[:1]),
+            _status=Subquery(newest.values("status")[:1]),
+            _source=Subquery(newest.values("source")[:1]),
+        )
+        .values_list("_decision", "_status", "_source")
+        .first()
+    )
+    if row is None or row[0] is None:
+        return None
+    return ModerationDecision(pk=row[0], status=row[1], source=row[2])
+
+
+def feeds_verdict(model: type[Model], analysis_type: str) -> bool:
+    """Whether an analysis of this type ending can change the verdict.
+
+    A policy naming its ``relevant_types`` ignores the other types, unless
+    none of the model's configured types is relevant (then the verdict waits
+    for every analysis). A policy that names none hears about every type.
+    """
+    relevant_types = getattr(get_policy(), "relevant_types", None)
+    if relevant_types is None:
+        return True
+    relevant = set(relevant_types())
+    if analysis_type in relevant:
+        return True
+    configured = {
+        spec.type for specs in analysis_config(model).values() for spec in specs
+    }
+    return not (configured & relevant)
+
+
+def current_analyses(obj: Model, *, tags: bool = True) -> list[Analysis]:
+    """The newest analysis per (field, type) for the object's current files.
+
+    ``tags=False`` leaves the tags to be read when asked for (the default
+    policy without label rules never asks).
+    """
     names = {
         field: stored_name(getattr(obj, field, None))
         for field in analysis_config(type(obj))
     }
     seen: set[tuple[str, str]] = set()
     current = []
-    rows = (
-        Analysis.objects.for_object(obj)
-        .exclude(status=AnalysisStatus.CANCELLED)
-        .prefetch_related("tags")
-    )
+    rows = Analysis.objects.for_object(obj).exclude(status=AnalysisStatus.CANCELLED)
+    if tags:
+        rows = rows.prefetch_related("tags")
     for analysis in rows:  # newest first
         if names.get(analysis.field_name) != analysis.file_name:
             continue
@@ -66,17 +111,34 @@ def current_analyses(obj: Model) -> list[Analysis]:
 def update_verdict(obj: Model) -> ModerationDecision | None:
     """Recompute the automatic verdict unless a human decision pins it.
 
-    A human verdict standing on identical content comes first (see
+    Locks the object's row for the rest of the caller's transaction, so
+    verdict updates of one object run one at a time. A human verdict
+    standing on identical content comes first (see
     ``_standing_human_decision``).
     """
-    latest = ModerationDecision.objects.for_object(obj).first()
-    if latest is not None and latest.pins_verdict:
-        return None
-    analyses = current_analyses(obj)
-    followed = _follow_human_decision(obj, analyses, latest)
-    if followed is not None:
-        return followed
-    verdict = get_policy().decide(analyses)
+    with transaction.atomic(savepoint=False):
+        latest = _lock_and_latest(obj)
+        if latest is not None and latest.pins_verdict:
+            return None
+        policy = get_policy()
+        analyses = current_analyses(obj, tags=_reads_tags(policy))
+        followed = _follow_human_decision(obj, analyses, latest)
+        if followed is not None:
+            return followed
+        return _decide(obj, policy, analyses, latest)
+
+
+def _reads_tags(policy: Any) -> bool:
+    return not (isinstance(policy, DefaultPolicy) and not policy.label_rules)
+
+
+def _decide(
+    obj: Model,
+    policy: Any,
+    analyses: list[Analysis],
+    latest: ModerationDecision | None,
+) -> ModerationDecision | None:
+    verdict = policy.decide(analyses)
     if verdict is None:
         return None
     old = latest.status if latest is not None else obj.moderation_status  # type: ignore[attr-defined]
@@ -121,10 +183,10 @@ def _follow_human_decision(
     key = verdict_content_key(analyses)
     if not key:
         return None
-    if latest is not None and _released_since_new_content(obj):
-        return None
     origin = _standing_human_decision(obj, key)
     if origin is None:
+        return None
+    if latest is not None and _released_since_new_content(obj):
         return None
     reviewer = origin.decided_by
     who = reviewer.get_username() if reviewer is not None else "a reviewer"
