@@ -97,7 +97,9 @@ class AnalysisQuerySet(ObjectQuerySet):
         """Move analysis ``pk`` from one of ``statuses`` to running; return it.
 
         ``same_task`` claims only a row that task ``task_id`` claimed before
-        (the redelivery of a message whose worker died).
+        (the redelivery of a message whose worker died). The claim clears the
+        row's content key: a running row with a key is the one sending that
+        content (``dca_analysis_one_sender``); dedup stores it again.
 
         One ``UPDATE … RETURNING`` where the database has it (PostgreSQL,
         SQLite 3.35+): the row comes back with the content key another
@@ -126,13 +128,23 @@ class AnalysisQuerySet(ObjectQuerySet):
             f" AND s.{qn('file_name')} = {table}.{qn('file_name')}"
             f" AND s.{qn('content_key')} <> '' LIMIT 1)"
         )
+        tag_table = qn(MediaTag._meta.db_table)
+        had_tags = (
+            f"EXISTS (SELECT 1 FROM {tag_table} t"  # noqa: S608
+            f" INNER JOIN {table} a ON a.{qn(meta.pk.column)} = t.{qn('analysis_id')}"
+            f" WHERE t.{qn('content_type_id')} = {table}.{qn('content_type_id')}"
+            f" AND t.{qn('object_id')} = {table}.{qn('object_id')}"
+            f" AND t.{qn('field_name')} = {table}.{qn('field_name')}"
+            f" AND a.{qn('analysis_type')} = {table}.{qn('analysis_type')})"
+        )
         placeholders = ", ".join(["%s"] * len(statuses))
         same = f" AND {qn('task_id')} = %s" if same_task else ""
         sql = (
             f"UPDATE {table} SET {qn('status')} = %s, {qn('started_at')} = %s,"  # noqa: S608
-            f" {qn('attempts')} = {qn('attempts')} + 1, {qn('task_id')} = %s"
+            f" {qn('attempts')} = {qn('attempts')} + 1, {qn('task_id')} = %s,"
+            f" {qn('content_key')} = ''"
             f" WHERE {qn(meta.pk.column)} = %s AND {qn('status')} IN ({placeholders})"
-            f"{same} RETURNING {columns}, {sibling}"
+            f"{same} RETURNING {columns}, {sibling}, {had_tags}"
         )
         params = [
             AnalysisStatus.RUNNING.value,
@@ -148,7 +160,7 @@ class AnalysisQuerySet(ObjectQuerySet):
         if row is None:
             return None
         values = []
-        for field, value in zip(fields, row[:-1], strict=True):
+        for field, value in zip(fields, row[:-2], strict=True):
             column = field.get_col(meta.db_table)
             converters = connection.ops.get_db_converters(
                 column
@@ -157,8 +169,51 @@ class AnalysisQuerySet(ObjectQuerySet):
                 value = convert(value, column, connection)
             values.append(value)
         analysis = Analysis.from_db(self.db, [f.attname for f in fields], values)
-        analysis.sibling_key = row[-1] or ""
+        analysis.sibling_key = row[-2] or ""
+        analysis.had_tags = bool(row[-1])
         return analysis
+
+    def insert_queued(self, rows: list[Analysis]) -> list[Analysis]:
+        """Insert new queued analyses in one multi-row INSERT; set their ids.
+
+        The save path's only statement of ours: built here from the rows'
+        values (no queryset compiler), ``RETURNING`` the ids where the
+        database has it, else ``bulk_create``.
+        """
+        if not rows:
+            return rows
+        connection = connections[self.db]
+        if not connection.features.can_return_rows_from_bulk_insert:
+            return self.bulk_create(rows)
+        meta = Analysis._meta
+        qn = connection.ops.quote_name
+        now = timezone.now()
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        values: list[Any] = []
+        for row in rows:
+            row.created_at = now
+            for field in fields:
+                value = getattr(row, field.attname)
+                if field.name == "params":
+                    value = connection.ops.adapt_json_value(value, field.encoder)
+                elif field.name == "created_at":
+                    value = connection.ops.adapt_datetimefield_value(value)
+                values.append(value)
+        one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        sql = (
+            f"INSERT INTO {qn(meta.db_table)}"  # noqa: S608 (this model's names)
+            f" ({', '.join(qn(f.column) for f in fields)})"
+            f" VALUES {', '.join([one] * len(rows))}"
+            f" RETURNING {qn(meta.pk.column)}"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            ids = [pk for (pk,) in cursor.fetchall()]
+        for row, pk in zip(rows, ids, strict=True):
+            row.pk = pk
+            row._state.adding = False
+            row._state.db = self.db
+        return rows
 
     def _claim_then_read(
         self, pk: int, *, task_id: str, statuses: list[str], same_task: bool
@@ -166,7 +221,11 @@ class AnalysisQuerySet(ObjectQuerySet):
         claimable = self.filter(pk=pk, status__in=statuses)
         if same_task:
             claimable = claimable.filter(task_id=task_id)
+        sibling_key = (
+            self.filter(pk=pk).values_list("content_key", flat=True).first() or ""
+        )
         claimed = claimable.update(
+            content_key="",
             status=AnalysisStatus.RUNNING,
             started_at=timezone.now(),
             attempts=models.F("attempts") + 1,
@@ -175,7 +234,7 @@ class AnalysisQuerySet(ObjectQuerySet):
         if not claimed:
             return None
         analysis = self.get(pk=pk)
-        analysis.sibling_key = (
+        analysis.sibling_key = sibling_key or (
             self.filter(
                 content_type_id=analysis.content_type_id,
                 object_id=analysis.object_id,
@@ -270,6 +329,9 @@ class Analysis(models.Model):
 
     #: Set by ``claim``: a content key of the same file computed earlier.
     sibling_key: str = ""
+    #: Set by ``claim``: False when no tag of this (object, field, type)
+    #: existed then (a result without tags has nothing to replace).
+    had_tags: bool = True
 
     class Meta:
         verbose_name = _("analysis")
@@ -286,6 +348,16 @@ class Analysis(models.Model):
             ),
             models.Index(
                 fields=["status", "created_at"], name="dca_analysis_status_idx"
+            ),
+        ]
+        constraints = [
+            # One sender per content, type and extras among analyses in
+            # flight: the database elects it (services.reuse._lead_or_follow).
+            models.UniqueConstraint(
+                fields=["content_key", "analysis_type", "params_hash"],
+                condition=models.Q(status__in=["running", "waiting"], allow_reuse=True)
+                & ~models.Q(content_key=""),
+                name="dca_analysis_one_sender",
             ),
         ]
         permissions = [

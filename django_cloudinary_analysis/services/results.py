@@ -154,7 +154,7 @@ def store(
             return False
         for name, value in fields.items():
             setattr(analysis, name, value)
-        if tags is not None:
+        if tags or (tags is not None and analysis.had_tags):
             _replace_tags(analysis, tags)
         record_limits(limits)
         if (

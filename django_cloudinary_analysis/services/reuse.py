@@ -7,8 +7,8 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from django.db import connection, transaction
-from django.db.models import Exists, Q
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, Q, QuerySet
 from django.utils import timezone
 
 from django_cloudinary_analysis import payloads
@@ -53,7 +53,9 @@ def dedup(
         analysis.content_key or analysis.sibling_key or content_key(media)
     )
     if not analysis.allow_reuse:
-        return None  # the key is stored with the result
+        # Sent whatever exists (force); copies in flight wait for it.
+        Analysis.objects.filter(pk=analysis.pk).update(content_key=analysis.content_key)
+        return None
     if not can_wait:
         donor = _reusable(analysis)
         return _reuse(analysis, donor, obj) if donor is not None else None
@@ -66,7 +68,9 @@ def dedup(
     return _defer(
         analysis,
         "duplicate_in_flight",
-        f"waiting for analysis {twin} of the same content",
+        f"waiting for analysis {twin} of the same content"
+        if twin
+        else "waiting for another analysis of the same content",
         DUPLICATE_WAIT,
     )
 
@@ -89,50 +93,57 @@ def _lead_or_follow(analysis: Analysis) -> int | None:
     """Become the one analysis sending this content, or name the one that is.
 
     Copies of one file uploaded together would each be billed. Storing the
-    content key marks the sender; it is stored only when no other analysis of
-    the same content, type and extras is in flight, in one conditional UPDATE
-    (and, on PostgreSQL, under an advisory lock on the key), so of two copies
-    looking at the same moment exactly one sends and the other waits to reuse
-    its result. Returns the twin's id (one that succeeded counts), or None
-    when this analysis leads.
+    content key on a running analysis marks the sender: one conditional
+    UPDATE, stored only when no other analysis of the same content, type and
+    extras is in flight or succeeded. The partial unique index
+    ``dca_analysis_one_sender`` admits one running or waiting sender per
+    (content key, type, extras), so of two copies storing it at the same
+    moment the database refuses the second, which waits to reuse the
+    first's result. Returns the twin's id (one that succeeded counts), or
+    None when this analysis leads.
     """
     now = timezone.now()
     # A lead that has said nothing for TWIN_LEASE seconds is presumed dead; one
     # waiting for its webhook holds until the async deadline.
     lease = now - timedelta(seconds=app_settings.TWIN_LEASE)
     recent = now - timedelta(seconds=app_settings.ASYNC_DEADLINE)
-    twins = (
-        Analysis.objects.filter(
-            content_key=analysis.content_key,
-            analysis_type=analysis.analysis_type,
-            params_hash=analysis.params_hash,
-        )
-        .filter(
-            Q(status=AnalysisStatus.RUNNING, started_at__gte=lease)
-            | Q(status=AnalysisStatus.WAITING, started_at__gte=recent)
-            # one that finished since the caller looked for a result to reuse
-            | Q(status=AnalysisStatus.SUCCEEDED)
-        )
-        .exclude(pk=analysis.pk)
+    same = Analysis.objects.filter(
+        content_key=analysis.content_key,
+        analysis_type=analysis.analysis_type,
+        params_hash=analysis.params_hash,
+    ).exclude(pk=analysis.pk)
+    twins = same.filter(
+        Q(status=AnalysisStatus.RUNNING, started_at__gte=lease)
+        | Q(status=AnalysisStatus.WAITING, started_at__gte=recent)
+        # one that finished since the caller looked for a result to reuse
+        | Q(status=AnalysisStatus.SUCCEEDED)
     )
-    lead = Analysis.objects.filter(pk=analysis.pk).filter(~Exists(twins))
-    if connection.vendor == "postgresql":
-        with transaction.atomic():
-            lock = "|".join(
-                (analysis.content_key, analysis.analysis_type, analysis.params_hash)
-            )
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [lock])
-            led = lead.update(content_key=analysis.content_key)
-    else:
-        # One statement: SQLite runs writes one at a time.
-        led = lead.update(content_key=analysis.content_key)
-    if led:
+    if _try_lead(analysis, twins):
+        return None
+    # A silent lead past its lease still holds the index: release it, once.
+    silent = same.filter(allow_reuse=True).filter(
+        Q(status=AnalysisStatus.RUNNING, started_at__lt=lease)
+        | Q(status=AnalysisStatus.WAITING, started_at__lt=recent)
+    )
+    if silent.update(content_key="") and _try_lead(analysis, twins):
         return None
     twin = twins.values_list("pk", flat=True).first()
-    if twin is None:  # it finished in between: send, or reuse next time
-        Analysis.objects.filter(pk=analysis.pk).update(content_key=analysis.content_key)
-    return twin
+    if twin is None and _try_lead(analysis, twins):
+        return None  # it ended in between without a result
+    return twin if twin is not None else 0
+
+
+def _try_lead(analysis: Analysis, twins: QuerySet[Analysis]) -> bool:
+    lead = Analysis.objects.filter(
+        pk=analysis.pk, status=AnalysisStatus.RUNNING
+    ).filter(~Exists(twins))
+    try:
+        if connection.in_atomic_block:  # a test's transaction: keep it usable
+            with transaction.atomic():
+                return bool(lead.update(content_key=analysis.content_key))
+        return bool(lead.update(content_key=analysis.content_key))
+    except IntegrityError:  # another copy stored it first
+        return False
 
 
 def _reuse(analysis: Analysis, donor: Analysis, obj: Model) -> RunOutcome:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Subquery
+from django.db.models import Exists, Subquery
 
 from django_cloudinary_analysis import signals
 from django_cloudinary_analysis.conf import app_settings
@@ -40,12 +40,22 @@ def _lock_object(obj: Model) -> None:
     ).first()
 
 
-def _lock_and_latest(obj: Model) -> ModerationDecision | None:
+def _lock_and_latest(obj: Model) -> tuple[ModerationDecision | None, bool]:
     """Lock the object's row (where supported) and read its newest decision,
-    in one statement; the decision carries its id, status and source."""
+    in one statement; the decision carries its id, status and source.
+
+    Also says whether a human decision was recorded on a content key of one
+    of the object's analyses (else no human verdict can be followed).
+    """
+    ct = content_type_for(obj)
     newest = ModerationDecision.objects.filter(
-        content_type=content_type_for(obj), object_id=str(obj.pk)
+        content_type=ct, object_id=str(obj.pk)
     ).order_by("-decided_at", "-pk")
+    keys = (
+        Analysis.objects.filter(content_type=ct, object_id=str(obj.pk))
+        .exclude(content_key="")
+        .values("content_key")
+    )
     row = (
         type(obj)
         ._default_manager.select_for_update()
@@ -54,13 +64,21 @@ def _lock_and_latest(obj: Model) -> ModerationDecision | None:
             _decision=Subquery(newest.values("pk")[:1]),
             _status=Subquery(newest.values("status")[:1]),
             _source=Subquery(newest.values("source")[:1]),
+            _human=Exists(
+                ModerationDecision.objects.filter(
+                    source=ModerationDecision.Source.HUMAN, content_key__in=keys
+                )
+            ),
         )
-        .values_list("_decision", "_status", "_source")
+        .values_list("_decision", "_status", "_source", "_human")
         .first()
     )
-    if row is None or row[0] is None:
-        return None
-    return ModerationDecision(pk=row[0], status=row[1], source=row[2])
+    if row is None:
+        return None, True
+    human = bool(row[3])
+    if row[0] is None:
+        return None, human
+    return ModerationDecision(pk=row[0], status=row[1], source=row[2]), human
 
 
 def feeds_verdict(model: type[Model], analysis_type: str) -> bool:
@@ -117,14 +135,17 @@ def update_verdict(obj: Model) -> ModerationDecision | None:
     ``_standing_human_decision``).
     """
     with transaction.atomic(savepoint=False):
-        latest = _lock_and_latest(obj)
+        latest, human_on_key = _lock_and_latest(obj)
         if latest is not None and latest.pins_verdict:
             return None
         policy = get_policy()
         analyses = current_analyses(obj, tags=_reads_tags(policy))
-        followed = _follow_human_decision(obj, analyses, latest)
-        if followed is not None:
-            return followed
+        # With one file the verdict's content key is that file's key: no
+        # human decision on any key of the object means none to follow.
+        if human_on_key or len(analysis_config(type(obj))) > 1:
+            followed = _follow_human_decision(obj, analyses, latest)
+            if followed is not None:
+                return followed
         return _decide(obj, policy, analyses, latest)
 
 
