@@ -1,4 +1,4 @@
-"""Run all six benchmarks, print each figure with its target, update the docs.
+"""Run all seven benchmarks, print each figure with its target, update the docs.
 
 Run: ``make bench`` (``.venv/bin/python bench/run_all.py``), or
 ``make bench BENCH_ARGS=--quick`` for reduced sizes (printed only: the docs
@@ -39,6 +39,7 @@ BENCHMARKS = (
     ("4", "read_paths", "## Read paths"),
     ("5", "backfill", "## Backfill"),
     ("6", "local_backend", "## Local backend"),
+    ("7", "lean_pipeline", "## Lean pipeline: against hand-written code"),
 )
 #: Arguments of the full run where a benchmark's own default would not leave
 #: the others enough of the ten minutes ``make bench`` may take.
@@ -51,6 +52,7 @@ TITLES = {
     "read_paths": "Read paths",
     "backfill": "Backfill",
     "local_backend": "Local backend",
+    "lean_pipeline": "Lean pipeline",
 }
 
 
