@@ -147,7 +147,7 @@ class AnalysisQuerySet(ObjectQuerySet):
             f"{same} RETURNING {columns}, {sibling}, {had_tags}"
         )
         params = [
-            AnalysisStatus.RUNNING.value,
+            str(AnalysisStatus.RUNNING),
             connection.ops.adapt_datetimefield_value(now),
             task_id,
             pk,
@@ -184,7 +184,7 @@ class AnalysisQuerySet(ObjectQuerySet):
             return rows
         connection = connections[self.db]
         if not connection.features.can_return_rows_from_bulk_insert:
-            return self.bulk_create(rows)
+            return list(Analysis.objects.using(self.db).bulk_create(rows))
         meta = Analysis._meta
         qn = connection.ops.quote_name
         now = timezone.now()
@@ -195,7 +195,9 @@ class AnalysisQuerySet(ObjectQuerySet):
             for field in fields:
                 value = getattr(row, field.attname)
                 if field.name == "params":
-                    value = connection.ops.adapt_json_value(value, field.encoder)
+                    value = connection.ops.adapt_json_value(
+                        value, getattr(field, "encoder", None)
+                    )
                 elif field.name == "created_at":
                     value = connection.ops.adapt_datetimefield_value(value)
                 values.append(value)
@@ -233,9 +235,10 @@ class AnalysisQuerySet(ObjectQuerySet):
         )
         if not claimed:
             return None
-        analysis = self.get(pk=pk)
+        analysis = Analysis.objects.using(self.db).get(pk=pk)
         analysis.sibling_key = sibling_key or (
-            self.filter(
+            Analysis.objects.using(self.db)
+            .filter(
                 content_type_id=analysis.content_type_id,
                 object_id=analysis.object_id,
                 field_name=analysis.field_name,

@@ -136,7 +136,7 @@ def _run_claimed(analysis: Analysis, *, can_wait: bool) -> RunOutcome:
 
 def _refusal(
     analysis: Analysis, obj: Model | None, backend: Any
-) -> tuple[str, str, str] | None:
+) -> tuple[Any, str, str] | None:
     """Why this analysis ends before any call: (status, code, message)."""
     if obj is None:
         return (
