@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
@@ -73,6 +74,29 @@ class ModerationStatus(models.TextChoices):
     APPROVED = "approved", _("approved")
     REJECTED = "rejected", _("rejected")
     REVIEW = "review", _("needs review")
+
+
+_CONVERTERS: dict[tuple[str, str], list[tuple[Any, list[Any]]]] = {}
+
+
+def _converters(connection: Any) -> list[tuple[Any, list[Any]]]:
+    """Per concrete field of Analysis: its column and the database's value
+    converters (what the ORM applies to a fetched row), computed once."""
+    key = (connection.alias, connection.vendor)
+    if key not in _CONVERTERS:
+        table = Analysis._meta.db_table
+        found = []
+        for field in Analysis._meta.concrete_fields:
+            column = field.get_col(table)
+            found.append(
+                (
+                    column,
+                    connection.ops.get_db_converters(column)
+                    + field.get_db_converters(connection),
+                )
+            )
+        _CONVERTERS[key] = found
+    return _CONVERTERS[key]
 
 
 class AnalysisQuerySet(ObjectQuerySet):
@@ -160,11 +184,9 @@ class AnalysisQuerySet(ObjectQuerySet):
         if row is None:
             return None
         values = []
-        for field, value in zip(fields, row[:-2], strict=True):
-            column = field.get_col(meta.db_table)
-            converters = connection.ops.get_db_converters(
-                column
-            ) + field.get_db_converters(connection)
+        for (column, converters), value in zip(
+            _converters(connection), row[:-2], strict=True
+        ):
             for convert in converters:
                 value = convert(value, column, connection)
             values.append(value)
@@ -172,6 +194,51 @@ class AnalysisQuerySet(ObjectQuerySet):
         analysis.sibling_key = row[-2] or ""
         analysis.had_tags = bool(row[-1])
         return analysis
+
+    def elect(
+        self,
+        analysis: Analysis,
+        *,
+        lease: datetime,
+        deadline: datetime,
+    ) -> bool:
+        """Store ``analysis.content_key`` on the running row, making it the
+        one sender of that content, type and extras, unless another analysis
+        of them is running (since ``lease``), waiting (since ``deadline``) or
+        succeeded. One conditional UPDATE; raises ``IntegrityError`` when a
+        copy stored it first (``dca_analysis_one_sender``)."""
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        table = qn(Analysis._meta.db_table)
+        pk = qn(Analysis._meta.pk.column)
+        status, started = qn("status"), qn("started_at")
+        sql = (
+            f"UPDATE {table} SET {qn('content_key')} = %s"  # noqa: S608
+            f" WHERE {pk} = %s AND {status} = %s AND NOT EXISTS ("
+            f"SELECT 1 FROM {table} u WHERE u.{qn('content_key')} = %s"
+            f" AND u.{qn('analysis_type')} = %s AND u.{qn('params_hash')} = %s"
+            f" AND u.{pk} <> %s AND ((u.{status} = %s AND u.{started} >= %s)"
+            f" OR (u.{status} = %s AND u.{started} >= %s) OR u.{status} = %s))"
+        )
+        adapt = connection.ops.adapt_datetimefield_value
+        key = analysis.content_key
+        params = [
+            key,
+            analysis.pk,
+            "running",
+            key,
+            analysis.analysis_type,
+            analysis.params_hash,
+            analysis.pk,
+            "running",
+            adapt(lease),
+            "waiting",
+            adapt(deadline),
+            "succeeded",
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return bool(cursor.rowcount)
 
     def insert_queued(self, rows: list[Analysis]) -> list[Analysis]:
         """Insert new queued analyses in one multi-row INSERT; set their ids.

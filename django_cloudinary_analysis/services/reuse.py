@@ -4,11 +4,11 @@ for a twin in flight."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
 from django_cloudinary_analysis import payloads
@@ -107,41 +107,41 @@ def _lead_or_follow(analysis: Analysis) -> int | None:
     # waiting for its webhook holds until the async deadline.
     lease = now - timedelta(seconds=app_settings.TWIN_LEASE)
     recent = now - timedelta(seconds=app_settings.ASYNC_DEADLINE)
+    if _try_lead(analysis, lease, recent):
+        return None
     same = Analysis.objects.filter(
         content_key=analysis.content_key,
         analysis_type=analysis.analysis_type,
         params_hash=analysis.params_hash,
     ).exclude(pk=analysis.pk)
-    twins = same.filter(
-        Q(status=AnalysisStatus.RUNNING, started_at__gte=lease)
-        | Q(status=AnalysisStatus.WAITING, started_at__gte=recent)
-        # one that finished since the caller looked for a result to reuse
-        | Q(status=AnalysisStatus.SUCCEEDED)
-    )
-    if _try_lead(analysis, twins):
-        return None
     # A silent lead past its lease still holds the index: release it, once.
     silent = same.filter(allow_reuse=True).filter(
         Q(status=AnalysisStatus.RUNNING, started_at__lt=lease)
         | Q(status=AnalysisStatus.WAITING, started_at__lt=recent)
     )
-    if silent.update(content_key="") and _try_lead(analysis, twins):
+    if silent.update(content_key="") and _try_lead(analysis, lease, recent):
         return None
-    twin = twins.values_list("pk", flat=True).first()
-    if twin is None and _try_lead(analysis, twins):
+    twin = (
+        same.filter(
+            Q(status=AnalysisStatus.RUNNING, started_at__gte=lease)
+            | Q(status=AnalysisStatus.WAITING, started_at__gte=recent)
+            # one that finished since the caller looked for a result to reuse
+            | Q(status=AnalysisStatus.SUCCEEDED)
+        )
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if twin is None and _try_lead(analysis, lease, recent):
         return None  # it ended in between without a result
     return twin if twin is not None else 0
 
 
-def _try_lead(analysis: Analysis, twins: QuerySet[Analysis]) -> bool:
-    lead = Analysis.objects.filter(
-        pk=analysis.pk, status=AnalysisStatus.RUNNING
-    ).filter(~Exists(twins))
+def _try_lead(analysis: Analysis, lease: datetime, recent: datetime) -> bool:
     try:
         if connection.in_atomic_block:  # a test's transaction: keep it usable
             with transaction.atomic():
-                return bool(lead.update(content_key=analysis.content_key))
-        return bool(lead.update(content_key=analysis.content_key))
+                return Analysis.objects.elect(analysis, lease=lease, deadline=recent)
+        return Analysis.objects.elect(analysis, lease=lease, deadline=recent)
     except IntegrityError:  # another copy stored it first
         return False
 
