@@ -155,7 +155,7 @@ def store(
         for name, value in fields.items():
             setattr(analysis, name, value)
         if tags or (tags is not None and analysis.had_tags):
-            _replace_tags(analysis, tags)
+            MediaTag.objects.replace(analysis, tags)
         record_limits(limits)
         if (
             obj is not None
@@ -165,21 +165,6 @@ def store(
             update_verdict(obj)
         _after_commit_finished(analysis)
     return True
-
-
-def _replace_tags(analysis: Analysis, tags: list[MediaTag]) -> None:
-    MediaTag.objects.filter(
-        content_type_id=analysis.content_type_id,
-        object_id=analysis.object_id,
-        field_name=analysis.field_name,
-        analysis__analysis_type=analysis.analysis_type,
-    ).delete()
-    for tag in tags:
-        tag.analysis_id = analysis.pk
-        tag.content_type_id = analysis.content_type_id
-        tag.object_id = analysis.object_id
-        tag.field_name = analysis.field_name
-    MediaTag.objects.bulk_create(tags)
 
 
 def _handle_error(analysis: Analysis, exc: AnalysisError, obj: Model) -> RunOutcome:
