@@ -132,7 +132,7 @@ class AnalysisQuerySet(ObjectQuerySet):
         was not in one of ``statuses`` (claimed elsewhere, finished, deleted).
         """
         now = timezone.now()
-        statuses = list(statuses)
+        statuses = [str(status) for status in statuses]
         connection = connections[self.db]
         if not connection.features.can_return_columns_from_insert:
             return self._claim_then_read(
@@ -238,6 +238,38 @@ class AnalysisQuerySet(ObjectQuerySet):
         ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
+            return bool(cursor.rowcount)
+
+    def finish(self, pk: int, from_statuses: Iterable[str], **fields: Any) -> bool:
+        """Write ``fields`` on analysis ``pk`` if it is in one of
+        ``from_statuses``: one conditional UPDATE built without the query
+        compiler. False when the row moved on (nothing written)."""
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        ops = connection.ops
+        assignments, params = [], []
+        for name, value in fields.items():
+            field = Analysis._meta.get_field(name)
+            if isinstance(field, models.ForeignKey):
+                value = value.pk if isinstance(value, models.Model) else value
+            elif value is None:
+                pass
+            elif isinstance(field, models.JSONField):
+                value = ops.adapt_json_value(value, field.encoder)
+            elif isinstance(field, models.DateTimeField):
+                value = ops.adapt_datetimefield_value(value)
+            else:
+                value = str(value) if isinstance(value, str) else value
+            assignments.append(f"{qn(field.column)} = %s")  # type: ignore[union-attr]
+            params.append(value)
+        statuses = [str(status) for status in from_statuses]
+        sql = (
+            f"UPDATE {qn(Analysis._meta.db_table)} SET {', '.join(assignments)}"  # noqa: S608
+            f" WHERE {qn(Analysis._meta.pk.column)} = %s"
+            f" AND {qn('status')} IN ({', '.join(['%s'] * len(statuses))})"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [*params, pk, *statuses])
             return bool(cursor.rowcount)
 
     def insert_queued(self, rows: list[Analysis]) -> list[Analysis]:

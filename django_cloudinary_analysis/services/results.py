@@ -54,7 +54,8 @@ def _load_object(analysis: Analysis) -> Model | None:
     model = analysis.content_type.model_class()
     if model is None:
         return None
-    return model._default_manager.filter(pk=analysis.object_id).first()
+    found = list(model._default_manager.filter(pk=analysis.object_id)[:1])
+    return found[0] if found else None
 
 
 def apply_result(
@@ -147,10 +148,7 @@ def store(
     on it, the verdict. False (nothing written) when the row is no longer in
     one of ``from_statuses``."""
     with transaction.atomic():
-        updated = Analysis.objects.filter(
-            pk=analysis.pk, status__in=list(from_statuses)
-        ).update(**fields)
-        if not updated:
+        if not Analysis.objects.finish(analysis.pk, from_statuses, **fields):
             return False
         for name, value in fields.items():
             setattr(analysis, name, value)
