@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -74,6 +74,42 @@ class ModerationStatus(models.TextChoices):
     APPROVED = "approved", _("approved")
     REJECTED = "rejected", _("rejected")
     REVIEW = "review", _("needs review")
+
+
+#: The columns a tag is inserted with (``MediaTag.objects.replace``).
+_TAG_COLUMNS = (
+    "analysis_id",
+    "content_type_id",
+    "object_id",
+    "field_name",
+    "name",
+    "label",
+    "confidence",
+    "source",
+    "box",
+)
+
+
+def _tag_values(connection: Any, analysis: Analysis, tags: Sequence[Any]) -> list[Any]:
+    """The parameters of ``tags`` (anything with name, label, confidence,
+    source and box) in ``_TAG_COLUMNS`` order, for ``analysis``."""
+    values: list[Any] = []
+    for tag in tags:
+        box = tag.box
+        if box is not None:
+            box = connection.ops.adapt_json_value(box, None)
+        values += [
+            analysis.pk,
+            analysis.content_type_id,
+            analysis.object_id,
+            analysis.field_name,
+            tag.name,
+            tag.label,
+            tag.confidence,
+            tag.source,
+            box,
+        ]
+    return values
 
 
 _CONVERTERS: dict[tuple[str, str], list[tuple[Any, list[Any]]]] = {}
@@ -245,6 +281,65 @@ class AnalysisQuerySet(ObjectQuerySet):
         ``from_statuses``: one conditional UPDATE built without the query
         compiler. False when the row moved on (nothing written)."""
         connection = connections[self.db]
+        sql, params = self._finish_sql(connection, pk, from_statuses, fields)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return bool(cursor.rowcount)
+
+    def finish_with_tags(
+        self,
+        analysis: Analysis,
+        from_statuses: Iterable[str],
+        fields: dict[str, Any],
+        tags: Sequence[Any],
+    ) -> bool:
+        """``finish`` and ``MediaTag.objects.replace`` in one statement
+        (PostgreSQL: data-modifying CTEs, atomic without BEGIN/COMMIT); the
+        tags change only when the row did."""
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        update, params = self._finish_sql(
+            connection, analysis.pk, from_statuses, fields
+        )
+        tag_table = qn(MediaTag._meta.db_table)
+        table = qn(Analysis._meta.db_table)
+        columns = ", ".join(qn(c) for c in _TAG_COLUMNS)
+        sql = (
+            f"WITH upd AS ({update} RETURNING 1),"  # noqa: S608
+            f" del AS (DELETE FROM {tag_table} WHERE EXISTS (SELECT 1 FROM upd)"
+            f" AND {qn('analysis_id')} IN (SELECT {qn('id')} FROM {table}"
+            f" WHERE {qn('content_type_id')} = %s AND {qn('object_id')} = %s"
+            f" AND {qn('field_name')} = %s AND {qn('analysis_type')} = %s))"
+        )
+        params += [
+            analysis.content_type_id,
+            analysis.object_id,
+            analysis.field_name,
+            analysis.analysis_type,
+        ]
+        if tags:
+            typed = (
+                "(%s::bigint, %s::integer, %s::varchar, %s::varchar, %s::varchar,"
+                " %s::varchar, %s::double precision, %s::varchar, %s::jsonb)"
+            )
+            rows = ", ".join(
+                [typed] + ["(" + ", ".join(["%s"] * 9) + ")"] * (len(tags) - 1)
+            )
+            sql += (
+                f", ins AS (INSERT INTO {tag_table} ({columns})"  # noqa: S608
+                f" SELECT * FROM (VALUES {rows}) AS v WHERE EXISTS (SELECT 1 FROM upd))"
+            )
+            params += _tag_values(connection, analysis, tags)
+        sql += " SELECT count(*) FROM upd"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return bool(row and row[0])
+
+    @staticmethod
+    def _finish_sql(
+        connection: Any, pk: int, from_statuses: Iterable[str], fields: dict[str, Any]
+    ) -> tuple[str, list[Any]]:
         qn = connection.ops.quote_name
         ops = connection.ops
         assignments, params = [], []
@@ -268,9 +363,7 @@ class AnalysisQuerySet(ObjectQuerySet):
             f" WHERE {qn(Analysis._meta.pk.column)} = %s"
             f" AND {qn('status')} IN ({', '.join(['%s'] * len(statuses))})"
         )
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [*params, pk, *statuses])
-            return bool(cursor.rowcount)
+        return sql, [*params, pk, *statuses]
 
     def insert_queued(self, rows: list[Analysis]) -> list[Analysis]:
         """Insert new queued analyses in one multi-row INSERT; set their ids.
@@ -532,7 +625,7 @@ class MediaTagQuerySet(ObjectQuerySet):
             found[key].append(tag)
         return found
 
-    def replace(self, analysis: Analysis, tags: list[MediaTag]) -> None:
+    def replace(self, analysis: Analysis, tags: Sequence[Any]) -> None:
         """Replace the tags of ``analysis``'s (object, field, type) by ``tags``.
 
         Two statements without the query compiler: one DELETE of the tags of
@@ -557,38 +650,11 @@ class MediaTagQuerySet(ObjectQuerySet):
             )
             if not tags:
                 return
-            columns = [
-                "analysis_id",
-                "content_type_id",
-                "object_id",
-                "field_name",
-                "name",
-                "label",
-                "confidence",
-                "source",
-                "box",
-            ]
-            values: list[Any] = []
-            for tag in tags:
-                box = tag.box
-                if box is not None:
-                    box = connection.ops.adapt_json_value(box, None)
-                values += [
-                    analysis.pk,
-                    analysis.content_type_id,
-                    analysis.object_id,
-                    analysis.field_name,
-                    tag.name,
-                    tag.label,
-                    tag.confidence,
-                    tag.source,
-                    box,
-                ]
-            one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+            one = "(" + ", ".join(["%s"] * len(_TAG_COLUMNS)) + ")"
             cursor.execute(
-                f"INSERT INTO {table} ({', '.join(qn(c) for c in columns)})"  # noqa: S608
+                f"INSERT INTO {table} ({', '.join(qn(c) for c in _TAG_COLUMNS)})"  # noqa: S608
                 f" VALUES {', '.join([one] * len(tags))}",
-                values,
+                _tag_values(connection, analysis, tags),
             )
 
 

@@ -8,20 +8,21 @@ next to the statements: every round trip counts.
 
 Issue 13 asks for a tagging type in at most 8 statements and a moderation
 type (its verdict recorded) in at most 10; a hand-written task (load the
-object, store the JSON) needs 2. The tagging bound is met on both
-databases. The moderation bound asserted is the one reached, 11: ten of the
-pipeline's own plus one read by the accountability receiver of
-``moderation_changed`` (is an appeal open?), which runs after the commit in
-the same worker.
+object, store the JSON) needs 2.
 
-Tagging, in order: the claim (``UPDATE … RETURNING`` the row), the object,
-becoming the sender of this content (one conditional UPDATE; the partial
-unique index ``dca_analysis_one_sender`` settles races), then BEGIN, the
-result, the old tags deleted, the new tags inserted, COMMIT. A moderation
-result has no tags to replace but locks the object reading its newest
-decision, reads the current analyses, records the decision and writes the
-status. The quota state comes from the cache (read from its row at most
-once a second per feature and process).
+Tagging: the claim (``UPDATE … RETURNING`` the row), the object, becoming
+the sender of this content (one conditional UPDATE; the partial unique
+index ``dca_analysis_one_sender`` settles races), then the result and its
+tags: on PostgreSQL one statement (data-modifying CTEs: 4 in all), on SQLite
+BEGIN, the result, the old tags deleted, the new ones inserted, COMMIT (8).
+
+Moderation: the same first three, then in one transaction the result, the
+object locked with its newest decision, the current analyses, the decision
+recorded and the status written: 10 of the pipeline's own. The bound
+asserted is the one reached, 11: the accountability receiver of
+``moderation_changed`` (run after the commit, in the worker) adds one read
+(is an appeal open?). The quota state comes from the cache (its row is read
+at most once a second per feature and process).
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ from django.test.utils import CaptureQueriesContext
 
 from django_cloudinary_analysis import services
 from django_cloudinary_analysis.models import Analysis
+from django_cloudinary_analysis.services.results import store
 from tests.conftest import png_bytes
 from tests.models import Photo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-TAGGING_MAX = 8
+#: Issue 13's bound is 8; PostgreSQL needs 4 (see above).
+TAGGING_MAX = {"sqlite": 8, "postgresql": 4}
 #: The pipeline's 10 and the accountability receiver's one (see above).
 MODERATION_MAX = 11
 
@@ -117,7 +120,9 @@ def _run_counted(photo: Photo, analysis_type: str) -> tuple[str, list[str]]:
     services.quota_blocked_until(analysis_type)
     with CaptureQueriesContext(connection) as captured:
         outcome = services.run(analysis.pk, task_id="counted-task")
-    return outcome.status, [q["sql"] for q in captured.captured_queries]
+    statements = [q["sql"] for q in captured.captured_queries]
+    print(f"{connection.vendor} {analysis_type}:\n{_show(statements)}")
+    return outcome.status, statements
 
 
 def _show(statements: list[str]) -> str:
@@ -127,7 +132,7 @@ def _show(statements: list[str]) -> str:
 def test_a_tagging_analysis_stays_within_its_statements(queued_photo: Photo) -> None:
     status, statements = _run_counted(queued_photo, "google_tagging")
     assert status == "succeeded"
-    assert len(statements) <= TAGGING_MAX, _show(statements)
+    assert len(statements) <= TAGGING_MAX[connection.vendor], _show(statements)
     assert queued_photo.media_tags.filter(source="google_tagging").exists()
 
 
@@ -139,3 +144,24 @@ def test_a_moderation_analysis_stays_within_its_statements(
     assert len(statements) <= MODERATION_MAX, _show(statements)
     queued_photo.refresh_from_db()
     assert queued_photo.moderation_status == "approved"
+
+
+def test_a_second_result_replaces_the_tags_of_the_first(queued_photo: Photo) -> None:
+    """The lean store (one statement on PostgreSQL) still replaces tags."""
+    assert _run_counted(queued_photo, "google_tagging")[0] == "succeeded"
+    first = sorted(queued_photo.media_tags.values_list("name", "analysis_id"))
+    assert first
+    (again,) = services.schedule(queued_photo, types=["google_tagging"], force=True)
+    assert services.run(again.pk, task_id="again").status == "succeeded"
+    second = sorted(queued_photo.media_tags.values_list("name", "analysis_id"))
+    assert [name for name, _ in second] == [name for name, _ in first]
+    assert {analysis for _, analysis in second} == {again.pk}
+    # A finished row is not finished twice, and its tags stay.
+    assert not store(
+        again,
+        {"status": "failed"},
+        obj=None,
+        from_statuses=("running",),
+        tags=[],
+    )
+    assert queued_photo.media_tags.count() == len(second)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -146,20 +146,61 @@ def store(
     """End a run in one transaction: the row's final ``fields`` (one
     conditional UPDATE), its tags, exhausted quotas and, when the type bears
     on it, the verdict. False (nothing written) when the row is no longer in
-    one of ``from_statuses``."""
+    one of ``from_statuses``.
+
+    Without a verdict to decide the transaction is left out where one
+    statement does: the UPDATE alone, or on PostgreSQL the UPDATE and the
+    tags in one statement.
+    """
+    fields = {**fields}
+    replace_tags = bool(tags) or (tags is not None and analysis.had_tags)
+    decide = (
+        obj is not None
+        and fields["status"] != AnalysisStatus.CANCELLED
+        and feeds_verdict(type(obj), analysis.analysis_type)
+    )
+    if not decide and not replace_tags:
+        done = Analysis.objects.finish(analysis.pk, from_statuses, **fields)
+    elif not decide and connection.vendor == "postgresql":
+        done = Analysis.objects.finish_with_tags(
+            analysis, from_statuses, fields, tags or []
+        )
+    else:
+        return _store_in_transaction(
+            analysis,
+            fields,
+            obj if decide else None,
+            from_statuses,
+            tags if replace_tags else None,
+            limits,
+        )
+    if done:
+        for name, value in fields.items():
+            setattr(analysis, name, value)
+        record_limits(limits)
+        _after_commit_finished(analysis)
+    return done
+
+
+def _store_in_transaction(
+    analysis: Analysis,
+    fields: dict[str, Any],
+    obj: Model | None,
+    from_statuses: Sequence[str],
+    tags: list[MediaTag] | None,
+    limits: Sequence[QuotaLimit] | None,
+) -> bool:
+    """The general case: the row, its tags, quotas and (with ``obj``, the
+    verdict's object) the verdict in one transaction."""
     with transaction.atomic():
         if not Analysis.objects.finish(analysis.pk, from_statuses, **fields):
             return False
         for name, value in fields.items():
             setattr(analysis, name, value)
-        if tags or (tags is not None and analysis.had_tags):
+        if tags is not None:
             MediaTag.objects.replace(analysis, tags)
         record_limits(limits)
-        if (
-            obj is not None
-            and analysis.status != AnalysisStatus.CANCELLED
-            and feeds_verdict(type(obj), analysis.analysis_type)
-        ):
+        if obj is not None:
             update_verdict(obj)
         _after_commit_finished(analysis)
     return True
