@@ -89,7 +89,7 @@ def apply_result(
         obj = _load_object(analysis)
     threshold = app_settings.TAG_MIN_CONFIDENCE or 0.0
     tags = [
-        MediaTag(
+        registry.TagData(
             name=t.name[:255],
             label=str(t.label)[:255],
             confidence=t.confidence,
@@ -140,7 +140,7 @@ def store(
     *,
     obj: Model | None,
     from_statuses: Sequence[str],
-    tags: list[MediaTag] | None = None,
+    tags: Sequence[registry.TagData | MediaTag] | None = None,
     limits: Sequence[QuotaLimit] | None = None,
 ) -> bool:
     """End a run in one transaction: the row's final ``fields`` (one
@@ -187,7 +187,7 @@ def _store_in_transaction(
     fields: dict[str, Any],
     obj: Model | None,
     from_statuses: Sequence[str],
-    tags: list[MediaTag] | None,
+    tags: Sequence[registry.TagData | MediaTag] | None,
     limits: Sequence[QuotaLimit] | None,
 ) -> bool:
     """The general case: the row, its tags, quotas and (with ``obj``, the

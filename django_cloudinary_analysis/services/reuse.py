@@ -16,7 +16,6 @@ from django_cloudinary_analysis.conf import app_settings
 from django_cloudinary_analysis.models import (
     Analysis,
     AnalysisStatus,
-    MediaTag,
 )
 from django_cloudinary_analysis.services.results import (
     RunOutcome,
@@ -147,16 +146,7 @@ def _try_lead(analysis: Analysis, lease: datetime, recent: datetime) -> bool:
 
 
 def _reuse(analysis: Analysis, donor: Analysis, obj: Model) -> RunOutcome:
-    tags = [
-        MediaTag(
-            name=t.name,
-            label=t.label,
-            confidence=t.confidence,
-            source=t.source,
-            box=t.box,
-        )
-        for t in donor.tags.all()
-    ]
+    tags = list(donor.tags.all())  # copied by value into new rows
     fields = {
         "status": AnalysisStatus.SUCCEEDED,
         "result": donor.result,
