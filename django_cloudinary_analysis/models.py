@@ -112,6 +112,28 @@ def _tag_values(connection: Any, analysis: Analysis, tags: Sequence[Any]) -> lis
     return values
 
 
+_INSERTS: dict[tuple[str, str, int], tuple[list[str], str]] = {}
+
+
+def _insert_sql(connection: Any, count: int) -> tuple[list[str], str]:
+    """The attribute names and the INSERT … RETURNING of ``count`` new
+    analyses, built once per connection and row count."""
+    key = (connection.alias, connection.vendor, count)
+    if key not in _INSERTS:
+        meta = Analysis._meta
+        qn = connection.ops.quote_name
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        _INSERTS[key] = (
+            [f.attname for f in fields],
+            f"INSERT INTO {qn(meta.db_table)}"  # noqa: S608 (this model's names)
+            f" ({', '.join(qn(f.column) for f in fields)})"
+            f" VALUES {', '.join([one] * count)}"
+            f" RETURNING {qn(meta.pk.column)}",
+        )
+    return _INSERTS[key]
+
+
 _CONVERTERS: dict[tuple[str, str], list[tuple[Any, list[Any]]]] = {}
 
 
@@ -377,29 +399,20 @@ class AnalysisQuerySet(ObjectQuerySet):
         connection = connections[self.db]
         if not connection.features.can_return_rows_from_bulk_insert:
             return list(Analysis.objects.using(self.db).bulk_create(rows))
-        meta = Analysis._meta
-        qn = connection.ops.quote_name
+        ops = connection.ops
+        attnames, sql = _insert_sql(connection, len(rows))
         now = timezone.now()
-        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        created = ops.adapt_datetimefield_value(now)
         values: list[Any] = []
         for row in rows:
             row.created_at = now
-            for field in fields:
-                value = getattr(row, field.attname)
-                if field.name == "params":
-                    value = connection.ops.adapt_json_value(
-                        value, getattr(field, "encoder", None)
-                    )
-                elif field.name == "created_at":
-                    value = connection.ops.adapt_datetimefield_value(value)
-                values.append(value)
-        one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        sql = (
-            f"INSERT INTO {qn(meta.db_table)}"  # noqa: S608 (this model's names)
-            f" ({', '.join(qn(f.column) for f in fields)})"
-            f" VALUES {', '.join([one] * len(rows))}"
-            f" RETURNING {qn(meta.pk.column)}"
-        )
+            for attname in attnames:
+                if attname == "params":
+                    values.append(ops.adapt_json_value(row.params, None))
+                elif attname == "created_at":
+                    values.append(created)
+                else:
+                    values.append(getattr(row, attname))
         with connection.cursor() as cursor:
             cursor.execute(sql, values)
             ids = [pk for (pk,) in cursor.fetchall()]
