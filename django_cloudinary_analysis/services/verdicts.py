@@ -86,7 +86,8 @@ def feeds_verdict(model: type[Model], analysis_type: str) -> bool:
 
     A policy naming its ``relevant_types`` ignores the other types, unless
     none of the model's configured types is relevant (then the verdict waits
-    for every analysis). A policy that names none hears about every type.
+    for every analysis) or the model has several files. A policy that names
+    none hears about every type.
     """
     relevant_types = getattr(get_policy(), "relevant_types", None)
     if relevant_types is None:
@@ -94,9 +95,12 @@ def feeds_verdict(model: type[Model], analysis_type: str) -> bool:
     relevant = set(relevant_types())
     if analysis_type in relevant:
         return True
-    configured = {
-        spec.type for specs in analysis_config(model).values() for spec in specs
-    }
+    config = analysis_config(model)
+    if len(config) > 1:
+        # Several files: this one's content key may be the last the verdict
+        # needs to follow a human decision on identical content.
+        return True
+    configured = {spec.type for specs in config.values() for spec in specs}
     return not (configured & relevant)
 
 
