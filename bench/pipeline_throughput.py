@@ -87,11 +87,22 @@ def _prepare(objects: int) -> dict[str, Any]:
 def _clear_rows() -> None:
     from django_cloudinary_analysis.models import (
         Analysis,
+        Appeal,
         MediaTag,
         ModerationDecision,
+        Notification,
+        StatementOfReasons,
     )
 
-    for model in (MediaTag, ModerationDecision, Analysis):
+    # Rows that point at decisions go first (rejections get a statement).
+    for model in (
+        Notification,
+        Appeal,
+        StatementOfReasons,
+        MediaTag,
+        ModerationDecision,
+        Analysis,
+    ):
         qs = model.objects.all()
         qs._raw_delete(qs.db)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 from celery import shared_task
@@ -42,7 +43,7 @@ def request_body(photo: Any) -> bytes:
     """The JSON body (the same bytes the app's client sends for this file)."""
     from django.conf import settings
 
-    url = settings.CLOUDINARY_ANALYSIS["MEDIA_BASE_URL"] + photo.image.name
+    url = urljoin(settings.CLOUDINARY_ANALYSIS["MEDIA_BASE_URL"], photo.image.url)
     return json.dumps({"source": {"uri": url}}, separators=(",", ":")).encode()
 
 
