@@ -3,7 +3,7 @@
 Run: ``make bench`` (``.venv/bin/python bench/run_all.py``), or
 ``make bench BENCH_ARGS=--quick`` for reduced sizes (printed only: the docs
 keep the last full run unless ``--docs PATH`` says where to write). The
-accountability benchmark (7, a million decisions: five minutes or more)
+accountability benchmark (8, a million decisions: five minutes or more)
 runs only when named: ``bench/run_all.py --only export_decisions``.
 
 Each benchmark module's ``main(argv)`` runs in turn (``--quick`` is passed
@@ -41,7 +41,8 @@ BENCHMARKS = (
     ("4", "read_paths", "## Read paths"),
     ("5", "backfill", "## Backfill"),
     ("6", "local_backend", "## Local backend"),
-    ("7", "export_decisions", "## Accountability: audit export and dashboard"),
+    ("7", "lean_pipeline", "## Lean pipeline: against hand-written code"),
+    ("8", "export_decisions", "## Accountability: audit export and dashboard"),
 )
 #: Run only when named with ``--only`` (too long for the ten minutes of a full run).
 ON_REQUEST = frozenset({"export_decisions"})
@@ -56,6 +57,7 @@ TITLES = {
     "read_paths": "Read paths",
     "backfill": "Backfill",
     "local_backend": "Local backend",
+    "lean_pipeline": "Lean pipeline",
     "export_decisions": "Accountability: audit export and dashboard",
 }
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import connections, models
 from django.db.models.functions import RowNumber
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -76,6 +77,87 @@ class ModerationStatus(models.TextChoices):
     REVIEW = "review", _("needs review")
 
 
+#: The columns a tag is inserted with (``MediaTag.objects.replace``).
+_TAG_COLUMNS = (
+    "analysis_id",
+    "content_type_id",
+    "object_id",
+    "field_name",
+    "name",
+    "label",
+    "confidence",
+    "analysis_type",
+    "box",
+)
+
+
+def _tag_values(connection: Any, analysis: Analysis, tags: Sequence[Any]) -> list[Any]:
+    """The parameters of ``tags`` (anything with name, label, confidence,
+    analysis_type and box) in ``_TAG_COLUMNS`` order, for ``analysis``."""
+    values: list[Any] = []
+    for tag in tags:
+        box = tag.box
+        if box is not None:
+            box = connection.ops.adapt_json_value(box, None)
+        values += [
+            analysis.pk,
+            analysis.content_type_id,
+            analysis.object_id,
+            analysis.field_name,
+            tag.name,
+            tag.label,
+            tag.confidence,
+            tag.analysis_type,
+            box,
+        ]
+    return values
+
+
+_INSERTS: dict[tuple[str, str, int], tuple[list[str], str]] = {}
+
+
+def _insert_sql(connection: Any, count: int) -> tuple[list[str], str]:
+    """The attribute names and the INSERT … RETURNING of ``count`` new
+    analyses, built once per connection and row count."""
+    key = (connection.alias, connection.vendor, count)
+    if key not in _INSERTS:
+        meta = Analysis._meta
+        qn = connection.ops.quote_name
+        fields = [f for f in meta.concrete_fields if not f.primary_key]
+        one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        _INSERTS[key] = (
+            [f.attname for f in fields],
+            f"INSERT INTO {qn(meta.db_table)}"  # noqa: S608 (this model's names)
+            f" ({', '.join(qn(f.column) for f in fields)})"
+            f" VALUES {', '.join([one] * count)}"
+            f" RETURNING {qn(meta.pk.column)}",
+        )
+    return _INSERTS[key]
+
+
+_CONVERTERS: dict[tuple[str, str], list[tuple[Any, list[Any]]]] = {}
+
+
+def _converters(connection: Any) -> list[tuple[Any, list[Any]]]:
+    """Per concrete field of Analysis: its column and the database's value
+    converters (what the ORM applies to a fetched row), computed once."""
+    key = (connection.alias, connection.vendor)
+    if key not in _CONVERTERS:
+        table = Analysis._meta.db_table
+        found = []
+        for field in Analysis._meta.concrete_fields:
+            column = field.get_col(table)
+            found.append(
+                (
+                    column,
+                    connection.ops.get_db_converters(column)
+                    + field.get_db_converters(connection),
+                )
+            )
+        _CONVERTERS[key] = found
+    return _CONVERTERS[key]
+
+
 class AnalysisQuerySet(ObjectQuerySet):
     """Queries over analyses."""
 
@@ -86,6 +168,294 @@ class AnalysisQuerySet(ObjectQuerySet):
     def succeeded(self) -> AnalysisQuerySet:
         """Analyses that produced a result."""
         return self.filter(status=AnalysisStatus.SUCCEEDED)
+
+    def claim(
+        self,
+        pk: int,
+        *,
+        task_id: str,
+        statuses: Iterable[str],
+        same_task: bool = False,
+    ) -> Analysis | None:
+        """Move analysis ``pk`` from one of ``statuses`` to running; return it.
+
+        ``same_task`` claims only a row that task ``task_id`` claimed before
+        (the redelivery of a message whose worker died). The claim clears the
+        row's content key: a running row with a key is the one sending that
+        content (``dca_analysis_one_sender``); dedup stores it again.
+
+        One ``UPDATE … RETURNING`` where the database has it (PostgreSQL,
+        SQLite 3.35+): the row comes back with the content key another
+        analysis of the same file already computed (``sibling_key``), so the
+        worker reads nothing else about the analysis. ``None`` when the row
+        was not in one of ``statuses`` (claimed elsewhere, finished, deleted).
+        """
+        now = timezone.now()
+        statuses = [str(status) for status in statuses]
+        connection = connections[self.db]
+        if not connection.features.can_return_columns_from_insert:
+            return self._claim_then_read(
+                pk, task_id=task_id, statuses=statuses, same_task=same_task
+            )
+        meta = Analysis._meta
+        qn = connection.ops.quote_name
+        table = qn(meta.db_table)
+        fields = meta.concrete_fields
+        columns = ", ".join(f"{table}.{qn(f.column)}" for f in fields)
+        sibling = (
+            # Quoted identifiers of this model only; every value is a parameter.
+            f"(SELECT s.{qn('content_key')} FROM {table} s"  # noqa: S608
+            f" WHERE s.{qn('content_type_id')} = {table}.{qn('content_type_id')}"
+            f" AND s.{qn('object_id')} = {table}.{qn('object_id')}"
+            f" AND s.{qn('field_name')} = {table}.{qn('field_name')}"
+            f" AND s.{qn('file_name')} = {table}.{qn('file_name')}"
+            f" AND s.{qn('content_key')} <> '' LIMIT 1)"
+        )
+        tag_table = qn(MediaTag._meta.db_table)
+        had_tags = (
+            f"EXISTS (SELECT 1 FROM {tag_table} t"  # noqa: S608
+            f" INNER JOIN {table} a ON a.{qn(meta.pk.column)} = t.{qn('analysis_id')}"
+            f" WHERE t.{qn('content_type_id')} = {table}.{qn('content_type_id')}"
+            f" AND t.{qn('object_id')} = {table}.{qn('object_id')}"
+            f" AND t.{qn('field_name')} = {table}.{qn('field_name')}"
+            f" AND a.{qn('analysis_type')} = {table}.{qn('analysis_type')})"
+        )
+        placeholders = ", ".join(["%s"] * len(statuses))
+        same = f" AND {qn('task_id')} = %s" if same_task else ""
+        sql = (
+            f"UPDATE {table} SET {qn('status')} = %s, {qn('started_at')} = %s,"  # noqa: S608
+            f" {qn('attempts')} = {qn('attempts')} + 1, {qn('task_id')} = %s,"
+            f" {qn('content_key')} = ''"
+            f" WHERE {qn(meta.pk.column)} = %s AND {qn('status')} IN ({placeholders})"
+            f"{same} RETURNING {columns}, {sibling}, {had_tags}"
+        )
+        params = [
+            str(AnalysisStatus.RUNNING),
+            connection.ops.adapt_datetimefield_value(now),
+            task_id,
+            pk,
+            *statuses,
+            *([task_id] if same_task else []),
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        values = []
+        for (column, converters), value in zip(
+            _converters(connection), row[:-2], strict=True
+        ):
+            for convert in converters:
+                value = convert(value, column, connection)
+            values.append(value)
+        analysis = Analysis.from_db(self.db, [f.attname for f in fields], values)
+        analysis.sibling_key = row[-2] or ""
+        analysis.had_tags = bool(row[-1])
+        return analysis
+
+    def elect(
+        self,
+        analysis: Analysis,
+        *,
+        lease: datetime,
+        deadline: datetime,
+    ) -> bool:
+        """Store ``analysis.content_key`` on the running row, making it the
+        one sender of that content, type and extras, unless another analysis
+        of them is running (since ``lease``), waiting (since ``deadline``) or
+        succeeded. One conditional UPDATE; raises ``IntegrityError`` when a
+        copy stored it first (``dca_analysis_one_sender``)."""
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        table = qn(Analysis._meta.db_table)
+        pk = qn(Analysis._meta.pk.column)
+        status, started = qn("status"), qn("started_at")
+        sql = (
+            f"UPDATE {table} SET {qn('content_key')} = %s"  # noqa: S608
+            f" WHERE {pk} = %s AND {status} = %s AND NOT EXISTS ("
+            f"SELECT 1 FROM {table} u WHERE u.{qn('content_key')} = %s"
+            f" AND u.{qn('analysis_type')} = %s AND u.{qn('params_hash')} = %s"
+            f" AND u.{pk} <> %s AND ((u.{status} = %s AND u.{started} >= %s)"
+            f" OR (u.{status} = %s AND u.{started} >= %s) OR u.{status} = %s))"
+        )
+        adapt = connection.ops.adapt_datetimefield_value
+        key = analysis.content_key
+        params = [
+            key,
+            analysis.pk,
+            "running",
+            key,
+            analysis.analysis_type,
+            analysis.params_hash,
+            analysis.pk,
+            "running",
+            adapt(lease),
+            "waiting",
+            adapt(deadline),
+            "succeeded",
+        ]
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return bool(cursor.rowcount)
+
+    def finish(self, pk: int, from_statuses: Iterable[str], **fields: Any) -> bool:
+        """Write ``fields`` on analysis ``pk`` if it is in one of
+        ``from_statuses``: one conditional UPDATE built without the query
+        compiler. False when the row moved on (nothing written)."""
+        connection = connections[self.db]
+        sql, params = self._finish_sql(connection, pk, from_statuses, fields)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return bool(cursor.rowcount)
+
+    def finish_with_tags(
+        self,
+        analysis: Analysis,
+        from_statuses: Iterable[str],
+        fields: dict[str, Any],
+        tags: Sequence[Any],
+    ) -> bool:
+        """``finish`` and ``MediaTag.objects.replace`` in one statement
+        (PostgreSQL: data-modifying CTEs, atomic without BEGIN/COMMIT); the
+        tags change only when the row did."""
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        update, params = self._finish_sql(
+            connection, analysis.pk, from_statuses, fields
+        )
+        tag_table = qn(MediaTag._meta.db_table)
+        table = qn(Analysis._meta.db_table)
+        columns = ", ".join(qn(c) for c in _TAG_COLUMNS)
+        sql = (
+            f"WITH upd AS ({update} RETURNING 1),"  # noqa: S608
+            f" del AS (DELETE FROM {tag_table} WHERE EXISTS (SELECT 1 FROM upd)"
+            f" AND {qn('analysis_id')} IN (SELECT {qn('id')} FROM {table}"
+            f" WHERE {qn('content_type_id')} = %s AND {qn('object_id')} = %s"
+            f" AND {qn('field_name')} = %s AND {qn('analysis_type')} = %s))"
+        )
+        params += [
+            analysis.content_type_id,
+            analysis.object_id,
+            analysis.field_name,
+            analysis.analysis_type,
+        ]
+        if tags:
+            typed = (
+                "(%s::bigint, %s::integer, %s::varchar, %s::varchar, %s::varchar,"
+                " %s::varchar, %s::double precision, %s::varchar, %s::jsonb)"
+            )
+            rows = ", ".join(
+                [typed] + ["(" + ", ".join(["%s"] * 9) + ")"] * (len(tags) - 1)
+            )
+            sql += (
+                f", ins AS (INSERT INTO {tag_table} ({columns})"  # noqa: S608
+                f" SELECT * FROM (VALUES {rows}) AS v WHERE EXISTS (SELECT 1 FROM upd))"
+            )
+            params += _tag_values(connection, analysis, tags)
+        sql += " SELECT count(*) FROM upd"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        return bool(row and row[0])
+
+    @staticmethod
+    def _finish_sql(
+        connection: Any, pk: int, from_statuses: Iterable[str], fields: dict[str, Any]
+    ) -> tuple[str, list[Any]]:
+        qn = connection.ops.quote_name
+        ops = connection.ops
+        assignments, params = [], []
+        for name, value in fields.items():
+            field = Analysis._meta.get_field(name)
+            if isinstance(field, models.ForeignKey):
+                value = value.pk if isinstance(value, models.Model) else value
+            elif value is None:
+                pass
+            elif isinstance(field, models.JSONField):
+                value = ops.adapt_json_value(value, field.encoder)
+            elif isinstance(field, models.DateTimeField):
+                value = ops.adapt_datetimefield_value(value)
+            else:
+                value = str(value) if isinstance(value, str) else value
+            assignments.append(f"{qn(field.column)} = %s")  # type: ignore[union-attr]
+            params.append(value)
+        statuses = [str(status) for status in from_statuses]
+        sql = (
+            f"UPDATE {qn(Analysis._meta.db_table)} SET {', '.join(assignments)}"  # noqa: S608
+            f" WHERE {qn(Analysis._meta.pk.column)} = %s"
+            f" AND {qn('status')} IN ({', '.join(['%s'] * len(statuses))})"
+        )
+        return sql, [*params, pk, *statuses]
+
+    def insert_queued(self, rows: list[Analysis]) -> list[Analysis]:
+        """Insert new queued analyses in one multi-row INSERT; set their ids.
+
+        The save path's only statement of ours: built here from the rows'
+        values (no queryset compiler), ``RETURNING`` the ids where the
+        database has it, else ``bulk_create``.
+        """
+        if not rows:
+            return rows
+        connection = connections[self.db]
+        if not connection.features.can_return_rows_from_bulk_insert:
+            return list(Analysis.objects.using(self.db).bulk_create(rows))
+        ops = connection.ops
+        attnames, sql = _insert_sql(connection, len(rows))
+        now = timezone.now()
+        created = ops.adapt_datetimefield_value(now)
+        values: list[Any] = []
+        for row in rows:
+            row.created_at = now
+            for attname in attnames:
+                if attname == "params":
+                    values.append(ops.adapt_json_value(row.params, None))
+                elif attname == "created_at":
+                    values.append(created)
+                else:
+                    values.append(getattr(row, attname))
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            ids = [pk for (pk,) in cursor.fetchall()]
+        for row, pk in zip(rows, ids, strict=True):
+            row.pk = pk
+            row._state.adding = False
+            row._state.db = self.db
+        return rows
+
+    def _claim_then_read(
+        self, pk: int, *, task_id: str, statuses: list[str], same_task: bool
+    ) -> Analysis | None:
+        claimable = self.filter(pk=pk, status__in=statuses)
+        if same_task:
+            claimable = claimable.filter(task_id=task_id)
+        sibling_key = (
+            self.filter(pk=pk).values_list("content_key", flat=True).first() or ""
+        )
+        claimed = claimable.update(
+            content_key="",
+            status=AnalysisStatus.RUNNING,
+            started_at=timezone.now(),
+            attempts=models.F("attempts") + 1,
+            task_id=task_id,
+        )
+        if not claimed:
+            return None
+        analysis = Analysis.objects.using(self.db).get(pk=pk)
+        analysis.sibling_key = sibling_key or (
+            Analysis.objects.using(self.db)
+            .filter(
+                content_type_id=analysis.content_type_id,
+                object_id=analysis.object_id,
+                field_name=analysis.field_name,
+                file_name=analysis.file_name,
+            )
+            .exclude(content_key="")
+            .values_list("content_key", flat=True)
+            .first()
+            or ""
+        )
+        return analysis
 
 
 class Analysis(models.Model):
@@ -166,6 +536,12 @@ class Analysis(models.Model):
 
     objects = AnalysisQuerySet.as_manager()
 
+    #: Set by ``claim``: a content key of the same file computed earlier.
+    sibling_key: str = ""
+    #: Set by ``claim``: False when no tag of this (object, field, type)
+    #: existed then (a result without tags has nothing to replace).
+    had_tags: bool = True
+
     class Meta:
         verbose_name = _("analysis")
         verbose_name_plural = _("analyses")
@@ -181,6 +557,16 @@ class Analysis(models.Model):
             ),
             models.Index(
                 fields=["status", "created_at"], name="dca_analysis_status_idx"
+            ),
+        ]
+        constraints = [
+            # One sender per content, type and extras among analyses in
+            # flight: the database elects it (services.reuse._lead_or_follow).
+            models.UniqueConstraint(
+                fields=["content_key", "analysis_type", "params_hash"],
+                condition=models.Q(status__in=["running", "waiting"], allow_reuse=True)
+                & ~models.Q(content_key=""),
+                name="dca_analysis_one_sender",
             ),
         ]
         permissions = [
@@ -252,6 +638,38 @@ class MediaTagQuerySet(ObjectQuerySet):
                 seen[key].add(tag.name)
             found[key].append(tag)
         return found
+
+    def replace(self, analysis: Analysis, tags: Sequence[Any]) -> None:
+        """Replace the tags of ``analysis``'s (object, field, type) by ``tags``.
+
+        Two statements without the query compiler: one DELETE of the tags of
+        every analysis of that (object, field, type), one multi-row INSERT.
+        """
+        connection = connections[self.db]
+        qn = connection.ops.quote_name
+        table = qn(MediaTag._meta.db_table)
+        analyses = qn(Analysis._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE {qn('analysis_id')} IN ("  # noqa: S608
+                f"SELECT {qn('id')} FROM {analyses}"
+                f" WHERE {qn('content_type_id')} = %s AND {qn('object_id')} = %s"
+                f" AND {qn('field_name')} = %s AND {qn('analysis_type')} = %s)",
+                [
+                    analysis.content_type_id,
+                    analysis.object_id,
+                    analysis.field_name,
+                    analysis.analysis_type,
+                ],
+            )
+            if not tags:
+                return
+            one = "(" + ", ".join(["%s"] * len(_TAG_COLUMNS)) + ")"
+            cursor.execute(
+                f"INSERT INTO {table} ({', '.join(qn(c) for c in _TAG_COLUMNS)})"  # noqa: S608
+                f" VALUES {', '.join([one] * len(tags))}",
+                _tag_values(connection, analysis, tags),
+            )
 
 
 class MediaTag(models.Model):

@@ -105,6 +105,7 @@ TESTED_IN = {
 CROSS_CUTTING = {
     "test_layout": "this file",
     "test_layering": "the import graph",
+    "test_statement_counts": "the worker's SQL statements per analysis",
     "test_migrations": "migrations against the models",
     "test_packaging": "the wheel and the sdist",
     "test_contract": "the fake API and the SDK against the API contract",

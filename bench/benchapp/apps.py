@@ -11,3 +11,7 @@ class BenchAppConfig(AppConfig):
     name = "bench.benchapp"
     label = "benchapp"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Connect the hand-written receiver and register its task."""
+        from bench.benchapp import handwritten  # noqa: F401

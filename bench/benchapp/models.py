@@ -29,3 +29,15 @@ class PlainPhoto(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"photo {self.pk}"
+
+
+class HandPhoto(models.Model):
+    """What a team writes instead of installing the app (``handwritten.py``):
+    the API's answer stored as JSON on the row."""
+
+    title = models.CharField(max_length=100, blank=True)
+    image = models.ImageField(upload_to="bench/", blank=True)
+    analysis = models.JSONField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return self.title or f"photo {self.pk}"

@@ -114,6 +114,22 @@ def close_for(obj: Model, decision: ModerationDecision) -> Appeal | None:
         outcome = AppealStatus.UPHELD
     else:
         return None
+    newest = getattr(decision, "newest_before", ...)
+    if newest is None or (
+        newest is not ...
+        and newest.status in (ModerationStatus.APPROVED, ModerationStatus.REJECTED)
+    ):
+        # An open appeal keeps its object in review until a verdict closes
+        # it: after no decision, or right after an approval or a rejection
+        # (services read it under the object's lock), none can be open.
+        return None
+    open_appeals = Appeal.objects.filter(
+        content_type=decision.content_type_id,
+        object_id=decision.object_id,
+        status=AppealStatus.OPEN,
+    )
+    if not open_appeals.exists():  # the common case: one read, no transaction
+        return None
     with transaction.atomic():
         appeal = (
             Appeal.objects.select_for_update()

@@ -383,6 +383,14 @@ def touch_around(decision: ModerationDecision, *also: datetime | None) -> None:
     at = decision.decided_at
     if at is None or not settings.USE_TZ:
         return
+    newest = getattr(decision, "newest_before", ...)
+    if newest is None or (
+        newest is not ... and newest.status != ModerationStatus.REVIEW
+    ):
+        # A new decision whose predecessor services read under the object's
+        # lock: only an appeal's review step makes the one before it matter.
+        touch(local_day(t) for t in (at, *also, newest and newest.decided_at) if t)
+        return
     earlier = (
         ModerationDecision.objects.filter(
             content_type_id=decision.content_type_id, object_id=decision.object_id

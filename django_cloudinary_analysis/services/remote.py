@@ -74,52 +74,46 @@ def poll(analysis_id: int) -> RunOutcome:
         return RunOutcome("noop")
     started = analysis.started_at or analysis.created_at
     overdue = timezone.now() - started > timedelta(seconds=app_settings.ASYNC_DEADLINE)
+    failure = _poll_failure(analysis.remote_task_id, overdue)
+    if failure is None:
+        return RunOutcome("waiting", retry_in=app_settings.ASYNC_POLL_INTERVAL)
+    code, message = failure
+    if not code:  # a passing outage: ask again later
+        return RunOutcome("poll_error", retry_in=app_settings.ASYNC_POLL_INTERVAL)
+    return _finish(
+        analysis,
+        AnalysisStatus.FAILED,
+        code=code,
+        message=message,
+        obj=_load_object(analysis),
+        from_statuses=(AnalysisStatus.WAITING,),
+    )
+
+
+def _poll_failure(remote_task_id: str, overdue: bool) -> tuple[str, str] | None:
+    """Why a waiting analysis fails now, as (code, reason); None while it may
+    still succeed; ("", reason) for an outage to ride out."""
+    deadline = app_settings.ASYNC_DEADLINE
     try:
-        status = get_backend().get_task_status(analysis.remote_task_id)
+        status = get_backend().get_task_status(remote_task_id)
     except AnalysisError as exc:
         if exc.retryable and not overdue:
-            return RunOutcome("poll_error", retry_in=app_settings.ASYNC_POLL_INTERVAL)
+            return "", str(exc)
         if exc.retryable:
             # The deadline holds during an outage too: never wait for ever.
-            return _finish(
-                analysis,
-                AnalysisStatus.FAILED,
-                code="overdue",
-                message=f"no result arrived within {app_settings.ASYNC_DEADLINE} s "
-                f"(remote status unknown: {exc})",
-                obj=_load_object(analysis),
-                from_statuses=(AnalysisStatus.WAITING,),
+            return (
+                "overdue",
+                f"no result arrived within {deadline} s (remote status unknown: {exc})",
             )
-        return _finish(
-            analysis,
-            AnalysisStatus.FAILED,
-            code=exc.code,
-            message=f"the remote task cannot be checked: {exc}",
-            obj=_load_object(analysis),
-            from_statuses=(AnalysisStatus.WAITING,),
-        )
+        return exc.code, f"the remote task cannot be checked: {exc}"
     if status.status == "failed":
-        return _finish(
-            analysis,
-            AnalysisStatus.FAILED,
-            code="remote_task_failed",
-            message="the API reports the analysis task failed",
-            obj=_load_object(analysis),
-            from_statuses=(AnalysisStatus.WAITING,),
-        )
+        return "remote_task_failed", "the API reports the analysis task failed"
     if overdue:
-        return _finish(
-            analysis,
-            AnalysisStatus.FAILED,
-            code="overdue",
-            message=(
-                f"no result arrived within {app_settings.ASYNC_DEADLINE} s "
-                f"(remote status {status.status!r})"
-            ),
-            obj=_load_object(analysis),
-            from_statuses=(AnalysisStatus.WAITING,),
+        return (
+            "overdue",
+            f"no result arrived within {deadline} s (remote status {status.status!r})",
         )
-    return RunOutcome("waiting", retry_in=app_settings.ASYNC_POLL_INTERVAL)
+    return None
 
 
 def async_call_in_flight() -> bool:

@@ -8,13 +8,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.db import transaction
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from django_cloudinary_analysis import analysis_types, signals
 from django_cloudinary_analysis.client import (
     AnalysisResult,
+    QuotaLimit,
     RetryPolicy,
 )
 from django_cloudinary_analysis.conf import app_settings
@@ -28,7 +30,7 @@ from django_cloudinary_analysis.models import (
     MediaTag,
 )
 from django_cloudinary_analysis.services.quota import record_limits
-from django_cloudinary_analysis.services.verdicts import _lock_object, update_verdict
+from django_cloudinary_analysis.services.verdicts import feeds_verdict, update_verdict
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -45,10 +47,14 @@ class RunOutcome:
 
 
 def _load_object(analysis: Analysis) -> Model | None:
+    # The content type from Django's per-process cache, kept on the analysis
+    # for the receivers of analysis_finished.
+    analysis.content_type = ContentType.objects.get_for_id(analysis.content_type_id)
     model = analysis.content_type.model_class()
     if model is None:
         return None
-    return model._default_manager.filter(pk=analysis.object_id).first()
+    found = list(model._default_manager.filter(pk=analysis.object_id)[:1])
+    return found[0] if found else None
 
 
 def apply_result(
@@ -82,7 +88,7 @@ def apply_result(
         obj = _load_object(analysis)
     threshold = app_settings.TAG_MIN_CONFIDENCE or 0.0
     tags = [
-        MediaTag(
+        analysis_types.TagData(
             name=t.name[:255],
             label=str(t.label)[:255],
             confidence=t.confidence,
@@ -106,44 +112,97 @@ def apply_result(
             else None
         ),
     }
-    with transaction.atomic():
-        if obj is not None:
-            _lock_object(obj)
-        updated = Analysis.objects.filter(
-            pk=analysis.pk, status__in=list(from_statuses)
-        ).update(
-            status=AnalysisStatus.SUCCEEDED,
-            result=summary,
-            raw=result.raw if app_settings.STORE_RAW else None,
-            request_id=(result.request_id or "")[:100],
-            finished_at=timezone.now(),
-            error_code="",
-            error_message="",
+    fields: dict[str, Any] = {
+        "status": AnalysisStatus.SUCCEEDED,
+        "result": summary,
+        "raw": result.raw if app_settings.STORE_RAW else None,
+        "request_id": (result.request_id or "")[:100],
+        "finished_at": timezone.now(),
+        "error_code": "",
+        "error_message": "",
+    }
+    if analysis.content_key:
+        fields["content_key"] = analysis.content_key
+    return store(
+        analysis,
+        fields,
+        obj=obj,
+        from_statuses=from_statuses,
+        tags=tags,
+        limits=result.limits,
+    )
+
+
+def store(
+    analysis: Analysis,
+    fields: dict[str, Any],
+    *,
+    obj: Model | None,
+    from_statuses: Sequence[str],
+    tags: Sequence[analysis_types.TagData | MediaTag] | None = None,
+    limits: Sequence[QuotaLimit] | None = None,
+) -> bool:
+    """End a run in one transaction: the row's final ``fields`` (one
+    conditional UPDATE), its tags, exhausted quotas and, when the type bears
+    on it, the verdict. False (nothing written) when the row is no longer in
+    one of ``from_statuses``.
+
+    Without a verdict to decide the transaction is left out where one
+    statement does: the UPDATE alone, or on PostgreSQL the UPDATE and the
+    tags in one statement.
+    """
+    fields = {**fields}
+    replace_tags = bool(tags) or (tags is not None and analysis.had_tags)
+    decide = (
+        obj is not None
+        and fields["status"] != AnalysisStatus.CANCELLED
+        and feeds_verdict(type(obj), analysis.analysis_type)
+    )
+    if not decide and not replace_tags:
+        done = Analysis.objects.finish(analysis.pk, from_statuses, **fields)
+    elif not decide and connection.vendor == "postgresql":
+        done = Analysis.objects.finish_with_tags(
+            analysis, from_statuses, fields, tags or []
         )
-        if not updated:
+    else:
+        return _store_in_transaction(
+            analysis,
+            fields,
+            obj if decide else None,
+            from_statuses,
+            tags if replace_tags else None,
+            limits,
+        )
+    if done:
+        for name, value in fields.items():
+            setattr(analysis, name, value)
+        record_limits(limits)
+        _after_commit_finished(analysis)
+    return done
+
+
+def _store_in_transaction(
+    analysis: Analysis,
+    fields: dict[str, Any],
+    obj: Model | None,
+    from_statuses: Sequence[str],
+    tags: Sequence[analysis_types.TagData | MediaTag] | None,
+    limits: Sequence[QuotaLimit] | None,
+) -> bool:
+    """The general case: the row, its tags, quotas and (with ``obj``, the
+    verdict's object) the verdict in one transaction."""
+    with transaction.atomic():
+        if not Analysis.objects.finish(analysis.pk, from_statuses, **fields):
             return False
-        _replace_tags(analysis, tags)
-        record_limits(result.limits)
-        analysis.refresh_from_db()
+        for name, value in fields.items():
+            setattr(analysis, name, value)
+        if tags is not None:
+            MediaTag.objects.replace(analysis, tags)
+        record_limits(limits)
         if obj is not None:
             update_verdict(obj)
         _after_commit_finished(analysis)
     return True
-
-
-def _replace_tags(analysis: Analysis, tags: list[MediaTag]) -> None:
-    MediaTag.objects.filter(
-        content_type_id=analysis.content_type_id,
-        object_id=analysis.object_id,
-        field_name=analysis.field_name,
-        analysis__analysis_type=analysis.analysis_type,
-    ).delete()
-    for tag in tags:
-        tag.analysis_id = analysis.pk
-        tag.content_type_id = analysis.content_type_id
-        tag.object_id = analysis.object_id
-        tag.field_name = analysis.field_name
-    MediaTag.objects.bulk_create(tags)
 
 
 def _handle_error(analysis: Analysis, exc: AnalysisError, obj: Model) -> RunOutcome:
@@ -203,26 +262,16 @@ def _finish(
     from_statuses: Sequence[str] = (AnalysisStatus.RUNNING,),  # type: ignore[assignment]
 ) -> RunOutcome:
     """Put an analysis in a final state with a reason, then re-decide."""
-    with transaction.atomic():
-        if obj is not None:
-            _lock_object(obj)
-        fields: dict[str, Any] = {
-            "status": status,
-            "error_code": code[:100],
-            "error_message": message,
-            "finished_at": timezone.now(),
-        }
-        if request_id:
-            fields["request_id"] = request_id[:100]
-        updated = Analysis.objects.filter(
-            pk=analysis.pk, status__in=list(from_statuses)
-        ).update(**fields)
-        if not updated:
-            return RunOutcome("noop")
-        analysis.refresh_from_db()
-        if obj is not None and status != AnalysisStatus.CANCELLED:
-            update_verdict(obj)
-        _after_commit_finished(analysis)
+    fields: dict[str, Any] = {
+        "status": status,
+        "error_code": code[:100],
+        "error_message": message,
+        "finished_at": timezone.now(),
+    }
+    if request_id:
+        fields["request_id"] = request_id[:100]
+    if not store(analysis, fields, obj=obj, from_statuses=from_statuses):
+        return RunOutcome("noop")
     log = logger.warning if status == AnalysisStatus.FAILED else logger.info
     log(
         "analysis %s %s: %s",

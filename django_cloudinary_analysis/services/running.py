@@ -4,9 +4,8 @@ and either wait for the remote task or finish."""
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from django.db.models import F
 from django.utils import timezone
 
 from django_cloudinary_analysis import analysis_types, payloads
@@ -14,7 +13,6 @@ from django_cloudinary_analysis.backends.base import get_backend
 from django_cloudinary_analysis.client import (
     Accepted,
 )
-from django_cloudinary_analysis.conf import app_settings
 from django_cloudinary_analysis.exceptions import (
     AnalysisError,
     UnknownAnalysisType,
@@ -39,17 +37,11 @@ from django_cloudinary_analysis.services.results import (
     _load_object,
     apply_result,
 )
-from django_cloudinary_analysis.services.reuse import (
-    DUPLICATE_WAIT,
-    _lead_or_follow,
-    _reusable,
-    _reuse,
-    _sibling_content_key,
-)
-from django_cloudinary_analysis.sources import content_key, get_resolver
+from django_cloudinary_analysis.services.reuse import dedup
+from django_cloudinary_analysis.sources import get_resolver
 
 if TYPE_CHECKING:
-    pass
+    from django.db.models import Model
 
 logger = logging.getLogger(__name__)
 
@@ -60,40 +52,15 @@ def run(analysis_id: int, *, task_id: str = "", can_wait: bool = True) -> RunOut
     ``can_wait`` says whether the caller can come back later (a worker can; an
     in-process eager task cannot): without it, a quota block fails the
     analysis with its reason and a duplicate in flight is not waited for.
-
-    The claim is a conditional UPDATE: a second delivery of the same work
-    finds nothing to claim, except the redelivery of the very message whose
-    worker died mid-run (same Celery task id), which may take it over.
     """
-    now = timezone.now()
-    claimable = Analysis.objects.filter(
-        pk=analysis_id,
-        status__in=[AnalysisStatus.QUEUED, AnalysisStatus.RETRYING],
-    )
-    claimed = claimable.update(
-        status=AnalysisStatus.RUNNING,
-        started_at=now,
-        attempts=F("attempts") + 1,
-        task_id=task_id,
-    )
-    if not claimed and task_id:
-        claimed = Analysis.objects.filter(
-            pk=analysis_id, status=AnalysisStatus.RUNNING, task_id=task_id
-        ).update(started_at=now, attempts=F("attempts") + 1)
-        if claimed:
-            logger.warning(
-                "analysis %s: redelivered after its worker was lost; taking over",
-                analysis_id,
-                extra={"analysis_id": analysis_id},
-            )
-    if not claimed:
+    analysis = _claim(analysis_id, task_id)
+    if analysis is None:
         logger.info(
             "analysis %s: nothing to claim (done, claimed elsewhere or deleted)",
             analysis_id,
             extra={"analysis_id": analysis_id},
         )
         return RunOutcome("noop")
-    analysis = Analysis.objects.select_related("content_type").get(pk=analysis_id)
     try:
         return _run_claimed(analysis, can_wait=can_wait)
     except Exception as exc:
@@ -110,92 +77,108 @@ def run(analysis_id: int, *, task_id: str = "", can_wait: bool = True) -> RunOut
         raise
 
 
+def _claim(analysis_id: int, task_id: str) -> Analysis | None:
+    """The claim is a conditional UPDATE: a second delivery of the same work
+    finds nothing to claim, except the redelivery of the very message whose
+    worker died mid-run (same Celery task id), which may take it over."""
+    analysis = Analysis.objects.claim(
+        analysis_id,
+        task_id=task_id,
+        statuses=(AnalysisStatus.QUEUED, AnalysisStatus.RETRYING),
+    )
+    if analysis is None and task_id:
+        analysis = Analysis.objects.claim(
+            analysis_id,
+            task_id=task_id,
+            statuses=(AnalysisStatus.RUNNING,),
+            same_task=True,
+        )
+        if analysis is not None:
+            logger.warning(
+                "analysis %s: redelivered after its worker was lost; taking over",
+                analysis_id,
+                extra={"analysis_id": analysis_id},
+            )
+    return analysis
+
+
 def _run_claimed(analysis: Analysis, *, can_wait: bool) -> RunOutcome:
     obj = _load_object(analysis)
-    if obj is None:
-        return _finish(
-            analysis,
-            AnalysisStatus.CANCELLED,
-            code="object_deleted",
-            message="the object was deleted before the analysis ran",
-        )
-    current = stored_name(getattr(obj, analysis.field_name, None))
-    if current != analysis.file_name:
-        return _finish(
-            analysis,
-            AnalysisStatus.CANCELLED,
-            code="content_replaced",
-            message=f"the file was replaced ({analysis.file_name!r} → {current!r})",
-            obj=obj,
-        )
-    try:
-        analysis_types.get(analysis.analysis_type)
-    except UnknownAnalysisType as exc:  # a row written by hand or an old release
-        return _finish(
-            analysis, AnalysisStatus.FAILED, code=exc.code, message=str(exc), obj=obj
-        )
     backend = get_backend()
-    if not backend.supports(analysis.analysis_type):
-        return _finish(
-            analysis,
-            AnalysisStatus.SKIPPED,
-            code="unsupported",
-            message=backend.unsupported_reason(analysis.analysis_type),
-            obj=obj,
-        )
-    blocked_until = quota_blocked_until(analysis.analysis_type)
-    if blocked_until is not None:
-        reason = f"the add-on quota is exhausted until {blocked_until.isoformat()}"
-        if not can_wait:
-            return _finish(
-                analysis,
-                AnalysisStatus.FAILED,
-                code="quota_exhausted",
-                message=f"{reason}; tasks run in-process, so nothing waits for "
-                "the reset: run it again afterwards",
-                obj=obj,
-            )
-        delay = max((blocked_until - timezone.now()).total_seconds(), 1.0)
-        return _defer(analysis, "quota_exhausted", reason, delay)
-
+    refusal = _refusal(analysis, obj, backend)
+    if refusal is not None:
+        status, code, message = refusal
+        return _finish(analysis, status, code=code, message=message, obj=obj)
+    assert obj is not None  # _refusal cancels an analysis of a deleted object
+    paused = _quota_pause(analysis, obj, can_wait=can_wait)
+    if paused is not None:
+        return paused
     try:
         media = get_resolver()(obj, analysis.field_name)
-        if app_settings.DEDUP:
-            key = analysis.content_key or _sibling_content_key(analysis)
-            if not key:
-                key = content_key(media)
-            analysis.content_key = key
-            twin = None
-            if analysis.allow_reuse:
-                donor = _reusable(analysis)
-                if donor is not None:
-                    return _reuse(analysis, donor, obj)
-            if analysis.allow_reuse and can_wait:
-                twin = _lead_or_follow(analysis)
-            else:
-                Analysis.objects.filter(pk=analysis.pk).update(content_key=key)
-            if twin is not None:
-                donor = _reusable(analysis)  # the twin may have just finished
-                if donor is not None:
-                    return _reuse(analysis, donor, obj)
-                return _defer(
-                    analysis,
-                    "duplicate_in_flight",
-                    f"waiting for analysis {twin} of the same content",
-                    DUPLICATE_WAIT,
-                )
-        notification_url = _notification_url(analysis.analysis_type, backend)
+        reused_or_deferred = dedup(analysis, media, obj, can_wait=can_wait)
+        if reused_or_deferred is not None:
+            return reused_or_deferred
         result = backend.analyze(
             analysis.analysis_type,
             media,
             dict(analysis.params),
-            notification_url=notification_url,
+            notification_url=_notification_url(analysis.analysis_type, backend),
         )
         result = payloads.checked_answer(result)
     except AnalysisError as exc:
         return _handle_error(analysis, exc, obj)
-
     if isinstance(result, Accepted):
         return _wait_for_webhook(analysis, result)
     apply_result(analysis, result, obj=obj)
     return RunOutcome(AnalysisStatus.SUCCEEDED)
+
+
+def _refusal(
+    analysis: Analysis, obj: Model | None, backend: Any
+) -> tuple[Any, str, str] | None:
+    """Why this analysis ends before any call: (status, code, message)."""
+    if obj is None:
+        return (
+            AnalysisStatus.CANCELLED,
+            "object_deleted",
+            "the object was deleted before the analysis ran",
+        )
+    current = stored_name(getattr(obj, analysis.field_name, None))
+    if current != analysis.file_name:
+        return (
+            AnalysisStatus.CANCELLED,
+            "content_replaced",
+            f"the file was replaced ({analysis.file_name!r} → {current!r})",
+        )
+    try:
+        analysis_types.get(analysis.analysis_type)
+    except UnknownAnalysisType as exc:  # a row written by hand or an old release
+        return AnalysisStatus.FAILED, exc.code, str(exc)
+    if not backend.supports(analysis.analysis_type):
+        return (
+            AnalysisStatus.SKIPPED,
+            "unsupported",
+            backend.unsupported_reason(analysis.analysis_type),
+        )
+    return None
+
+
+def _quota_pause(
+    analysis: Analysis, obj: Model, *, can_wait: bool
+) -> RunOutcome | None:
+    """An exhausted quota: wait for its reset, or fail when nothing can wait."""
+    blocked_until = quota_blocked_until(analysis.analysis_type)
+    if blocked_until is None:
+        return None
+    reason = f"the add-on quota is exhausted until {blocked_until.isoformat()}"
+    if not can_wait:
+        return _finish(
+            analysis,
+            AnalysisStatus.FAILED,
+            code="quota_exhausted",
+            message=f"{reason}; tasks run in-process, so nothing waits for "
+            "the reset: run it again afterwards",
+            obj=obj,
+        )
+    delay = max((blocked_until - timezone.now()).total_seconds(), 1.0)
+    return _defer(analysis, "quota_exhausted", reason, delay)

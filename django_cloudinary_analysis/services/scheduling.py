@@ -167,7 +167,7 @@ def schedule_many(
                 )
     if dry_run or not planned:
         return planned
-    created = Analysis.objects.bulk_create(planned)
+    created = Analysis.objects.insert_queued(planned)
     ids = [a.pk for a in created]
     transaction.on_commit(lambda: enqueue_or_record(ids))
     return created

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
+from django.db.models import Exists, Subquery
 
 from django_cloudinary_analysis import signals
 from django_cloudinary_analysis.conf import app_settings
@@ -18,7 +20,7 @@ from django_cloudinary_analysis.models import (
     ModerationStatus,
     params_hash,
 )
-from django_cloudinary_analysis.moderation import get_policy
+from django_cloudinary_analysis.moderation import DefaultPolicy, get_policy
 from django_cloudinary_analysis.options import (
     analysis_config,
     content_type_for,
@@ -40,9 +42,82 @@ def _lock_object(obj: Model) -> None:
     ).first()
 
 
-def current_analyses(obj: Model) -> list[Analysis]:
-    """The newest analysis per (field, type) for the object's current files."""
-    return next(iter(current_analyses_many([obj]).values()))
+def _lock_and_latest(obj: Model) -> tuple[ModerationDecision | None, bool]:
+    """Lock the object's row (where supported) and read its newest decision,
+    in one statement; the decision carries its id, status and decided_by_kind.
+
+    Also says whether a human decision was recorded on a content key of one
+    of the object's analyses (else no human verdict can be followed).
+    """
+    ct = content_type_for(obj)
+    newest = ModerationDecision.objects.filter(
+        content_type=ct, object_id=str(obj.pk)
+    ).order_by("-decided_at", "-pk")
+    keys = (
+        Analysis.objects.filter(content_type=ct, object_id=str(obj.pk))
+        .exclude(content_key="")
+        .values("content_key")
+    )
+    row = (
+        type(obj)
+        ._default_manager.select_for_update()
+        .filter(pk=obj.pk)
+        .annotate(
+            _decision=Subquery(newest.values("pk")[:1]),
+            _status=Subquery(newest.values("status")[:1]),
+            _kind=Subquery(newest.values("decided_by_kind")[:1]),
+            _at=Subquery(newest.values("decided_at")[:1]),
+            _human=Exists(
+                ModerationDecision.objects.filter(
+                    decided_by_kind=ModerationDecision.DecidedByKind.HUMAN,
+                    content_key__in=keys,
+                )
+            ),
+        )
+        .values_list("_decision", "_status", "_kind", "_at", "_human")
+        .first()
+    )
+    if row is None:
+        return None, True
+    human = bool(row[4])
+    if row[0] is None:
+        return None, human
+    latest = ModerationDecision(
+        pk=row[0], status=row[1], decided_by_kind=row[2], decided_at=row[3]
+    )
+    return latest, human
+
+
+def feeds_verdict(model: type[Model], analysis_type: str) -> bool:
+    """Whether an analysis of this type ending can change the verdict.
+
+    A policy naming its ``relevant_types`` ignores the other types, unless
+    none of the model's configured types is relevant (then the verdict waits
+    for every analysis) or the model has several files. A policy that names
+    none hears about every type.
+    """
+    relevant_types = getattr(get_policy(), "relevant_types", None)
+    if relevant_types is None:
+        return True
+    relevant = set(relevant_types())
+    if analysis_type in relevant:
+        return True
+    config = analysis_config(model)
+    if len(config) > 1:
+        # Several files: this one's content key may be the last the verdict
+        # needs to follow a human decision on identical content.
+        return True
+    configured = {spec.type for specs in config.values() for spec in specs}
+    return not (configured & relevant)
+
+
+def current_analyses(obj: Model, *, tags: bool = True) -> list[Analysis]:
+    """The newest analysis per (field, type) for the object's current files.
+
+    ``tags=False`` leaves the tags to be read when asked for (the default
+    policy without label rules never asks).
+    """
+    return next(iter(current_analyses_many([obj], tags=tags).values()))
 
 
 def current_analyses_many(
@@ -86,17 +161,37 @@ def current_analyses_many(
 def update_verdict(obj: Model) -> ModerationDecision | None:
     """Recompute the automatic verdict unless a human decision pins it.
 
-    A human verdict standing on identical content comes first (see
+    Locks the object's row for the rest of the caller's transaction, so
+    verdict updates of one object run one at a time. A human verdict
+    standing on identical content comes first (see
     ``_standing_human_decision``).
     """
-    latest = ModerationDecision.objects.for_object(obj).first()
-    if latest is not None and latest.pins_verdict:
-        return None
-    analyses = current_analyses(obj)
-    followed = _follow_human_decision(obj, analyses, latest)
-    if followed is not None:
-        return followed
-    verdict = get_policy().decide(analyses)
+    with transaction.atomic(savepoint=False):
+        latest, human_on_key = _lock_and_latest(obj)
+        if latest is not None and latest.pins_verdict:
+            return None
+        policy = get_policy()
+        analyses = current_analyses(obj, tags=_reads_tags(policy))
+        # With one file the verdict's content key is that file's key: no
+        # human decision on any key of the object means none to follow.
+        if human_on_key or len(analysis_config(type(obj))) > 1:
+            followed = _follow_human_decision(obj, analyses, latest)
+            if followed is not None:
+                return followed
+        return _decide(obj, policy, analyses, latest)
+
+
+def _reads_tags(policy: Any) -> bool:
+    return not (isinstance(policy, DefaultPolicy) and not policy.label_rules)
+
+
+def _decide(
+    obj: Model,
+    policy: Any,
+    analyses: list[Analysis],
+    latest: ModerationDecision | None,
+) -> ModerationDecision | None:
+    verdict = policy.decide(analyses)
     if verdict is None:
         return None
     old = latest.status if latest is not None else obj.moderation_status  # type: ignore[attr-defined]
@@ -108,6 +203,7 @@ def update_verdict(obj: Model) -> ModerationDecision | None:
         previous=old,
         decided_by_kind=ModerationDecision.DecidedByKind.AUTO,
         reasons=verdict.reasons,
+        newest=latest,
     )
 
 
@@ -141,10 +237,10 @@ def _follow_human_decision(
     key = verdict_content_key(analyses)
     if not key:
         return None
-    if latest is not None and _released_since_new_content(obj):
-        return None
     origin = _standing_human_decision(obj, key)
     if origin is None:
+        return None
+    if latest is not None and _released_since_new_content(obj):
         return None
     reviewer = origin.decided_by
     who = reviewer.get_username() if reviewer is not None else "a reviewer"
@@ -232,19 +328,25 @@ def _record_decision(
     write_status: bool = True,
     content_key: str = "",
     follows: ModerationDecision | None = None,
+    newest: ModerationDecision | EllipsisType | None = ...,
 ) -> ModerationDecision:
-    decision = ModerationDecision.objects.create(
+    decision = ModerationDecision(
         content_type=content_type_for(obj),
         object_id=str(obj.pk),
         status=status,
         previous_status=previous,
         decided_by_kind=decided_by_kind,
-        decided_by=user if user is not None and user.is_authenticated else None,
+        decided_by=user if user is not None and user.is_authenticated else None,  # type: ignore[misc]
         reasons=reasons or [],
         note=note,
         content_key=content_key,
         follows=follows,
     )
+    if newest is not ...:
+        # The newest decision before this one, read under the object's lock:
+        # the dashboard's summaries need not look it up again.
+        decision.newest_before = newest  # type: ignore[attr-defined]
+    decision.save(force_insert=True)
     if write_status:
         type(obj)._default_manager.filter(pk=obj.pk).update(moderation_status=status)
     obj.moderation_status = status  # type: ignore[attr-defined]
