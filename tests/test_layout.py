@@ -30,6 +30,7 @@ ROOT = "django_cloudinary_analysis"
 #: lists, empty packages. Their content is exercised by their users' tests.
 DECLARATIVE = {
     ROOT: "the version string",
+    f"{ROOT}.statuses": "two TextChoices enums and two tuples of their members",
     f"{ROOT}.apps": "AppConfig.ready connects receivers: tests/test_receivers.py",
     f"{ROOT}.urls": "routes, requested by the webhook and accountability tests",
     f"{ROOT}.accountability": "a docstring",
@@ -44,7 +45,12 @@ DECLARATIVE = {
 #: ``AnalyzeClient``, the API's routes): move them home as they grow.
 TESTED_IN = {
     f"{ROOT}.analyses": ("test_deprecation",),
+    f"{ROOT}.analysis_querysets": (
+        "test_statement_counts",
+        "test_services_reuse_one_sender",
+    ),
     f"{ROOT}.accountability.summaries": ("test_accountability_dashboard",),
+    f"{ROOT}.accountability.decision_facts": ("test_accountability_dashboard",),
     f"{ROOT}.management.commands.summarise_decisions": (
         "test_accountability_dashboard",
     ),

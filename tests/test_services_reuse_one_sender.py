@@ -2,9 +2,10 @@
 
 ``services.reuse._lead_or_follow`` stores the content key on a running
 analysis to become the one copy that calls the API; the database admits one
-such row per (content key, type, extras), so two copies storing it at the
+such row per (content key, type, params), so two copies storing it at the
 same moment cannot both send. Force runs (``allow_reuse=False``) are not
-elections and may overlap.
+elections and may overlap. The election itself is
+``AnalysisQuerySet.elect`` in ``analysis_querysets.py``.
 """
 
 from __future__ import annotations

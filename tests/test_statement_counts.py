@@ -10,6 +10,8 @@ Issue 13 asks for a tagging type in at most 8 statements and a moderation
 type (its verdict recorded) in at most 10; a hand-written task (load the
 object, store the JSON) needs 2.
 
+The hot writes are the querysets' (``analysis_querysets.py``).
+
 Tagging: the claim (``UPDATE … RETURNING`` the row), the object, becoming
 the sender of this content (one conditional UPDATE; the partial unique
 index ``dca_analysis_one_sender`` settles races), then the result and its
