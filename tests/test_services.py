@@ -671,3 +671,18 @@ def test_current_analyses_of_many_objects_costs_the_same_queries_as_one(
     replaced = found[(ContentType.objects.get_for_model(Photo).pk, str(photos[0].pk))]
     assert replaced and {a.file_name for a in replaced} == {photos[0].image.name}
     assert services.current_analyses_many([]) == {}
+
+
+def test_an_error_text_with_nul_is_stored_without_it(save, image_file, memory_backend):
+    """PostgreSQL refuses NUL in text: the API's words must not turn a
+    failure with its reason into an internal error."""
+    memory_backend.set_error(
+        "ai_vision_moderation",
+        AuthError("bad\x00 key\ud800", status_code=403, code="MA\x00403"),
+    )
+    photo = save(image=image_file())
+    analysis = photo.analyses.get(analysis_type="ai_vision_moderation")
+    assert analysis.status == "failed"
+    assert "\x00" not in analysis.error_message + analysis.error_code
+    assert "\ud800" not in analysis.error_message
+    assert "bad" in analysis.error_message and "key" in analysis.error_message

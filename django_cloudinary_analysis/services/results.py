@@ -29,6 +29,7 @@ from django_cloudinary_analysis.models import (
     AnalysisStatus,
     MediaTag,
 )
+from django_cloudinary_analysis.payloads import clean_text
 from django_cloudinary_analysis.services.quota import record_limits
 from django_cloudinary_analysis.services.verdicts import feeds_verdict, update_verdict
 
@@ -216,10 +217,11 @@ def _handle_error(analysis: Analysis, exc: AnalysisError, obj: Model) -> RunOutc
         delay = retry_delay(analysis.attempts, exc.retry_after)
         Analysis.objects.filter(pk=analysis.pk, status=AnalysisStatus.RUNNING).update(
             status=AnalysisStatus.RETRYING,
-            error_code=exc.code[:100],
-            error_message=f"{exc} (attempt {analysis.attempts}, retrying in "
-            f"{delay:.0f} s)",
-            request_id=(exc.request_id or "")[:100],
+            error_code=clean_text(exc.code)[:100],
+            error_message=clean_text(
+                f"{exc} (attempt {analysis.attempts}, retrying in {delay:.0f} s)"
+            ),
+            request_id=clean_text(exc.request_id or "")[:100],
         )
         logger.info(
             "analysis %s: %s, retry in %.1f s",
@@ -262,14 +264,17 @@ def _finish(
     from_statuses: Sequence[str] = (AnalysisStatus.RUNNING,),  # type: ignore[assignment]
 ) -> RunOutcome:
     """Put an analysis in a final state with a reason, then re-decide."""
+    # The API's words may hold what no text column stores (NUL, a lone
+    # surrogate): the failure must keep its reason, not crash on it.
+    message = clean_text(message)
     fields: dict[str, Any] = {
         "status": status,
-        "error_code": code[:100],
+        "error_code": clean_text(code)[:100],
         "error_message": message,
         "finished_at": timezone.now(),
     }
     if request_id:
-        fields["request_id"] = request_id[:100]
+        fields["request_id"] = clean_text(request_id)[:100]
     if not store(analysis, fields, obj=obj, from_statuses=from_statuses):
         return RunOutcome("noop")
     log = logger.warning if status == AnalysisStatus.FAILED else logger.info
@@ -294,7 +299,7 @@ def _defer(analysis: Analysis, code: str, reason: str, delay: float) -> RunOutco
     Analysis.objects.filter(pk=analysis.pk, status=AnalysisStatus.RUNNING).update(
         status=AnalysisStatus.RETRYING,
         attempts=F("attempts") - 1,
-        error_code=code,
-        error_message=reason,
+        error_code=clean_text(code)[:100],
+        error_message=clean_text(reason),
     )
     return RunOutcome(code, retry_in=delay)
