@@ -221,7 +221,11 @@ def test_plain_pytest_runs_the_suite_like_python_m_pytest(tmp_path: Path) -> Non
     script = Path(sys.executable).parent / "pytest"
     if not script.exists():
         pytest.skip("no pytest script beside this interpreter")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    # The caller's PYTEST_ADDOPTS (tox passes "-q" through) would change the
+    # listing's format.
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTEST_ADDOPTS")
+    }
     done = subprocess.run(
         [str(script), "--collect-only", "-q", "-p", "no:cacheprovider", __file__],
         cwd=TESTS.parent,
