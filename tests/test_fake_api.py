@@ -116,6 +116,14 @@ def receiver() -> Iterator[Receiver]:
         yield rx
 
 
+def deliveries_of(api: FakeAnalyzeAPI, count: int) -> list[Any]:
+    """The fake's delivery records, once ``count`` of them are written."""
+    deadline = time.monotonic() + 10
+    while len(api.deliveries) < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return api.deliveries
+
+
 def signed(headers: dict[str, str], body: bytes, secret: str) -> bool:
     """Whether a delivery carries the documented SHA-1 signature."""
     return headers["X-Cld-Signature"] == sign(body, headers["X-Cld-Timestamp"], secret)
@@ -509,7 +517,8 @@ def test_async_answers_202_then_a_signed_webhook_delivers_the_result(
     [task] = api.tasks
     assert task.notification_url == receiver.url
     assert task.payload() == payload
-    assert [d.status for d in api.deliveries] == [200]
+    # The receiver answers before the fake records the delivery: wait for it.
+    assert [d.status for d in deliveries_of(api, 1)] == [200]
 
 
 def test_deliveries_go_out_on_their_own(
