@@ -1,72 +1,29 @@
 """Querysets of analyses and tags: the worker's one-statement row writes
-(claim, elect, finish, store, insert the queued rows, replace the tags) and
-the bulk readers.
+(claim, elect, finish, store with the tags, insert the queued rows).
 
 ``models`` imports this module, so it names the models through the app
-registry (``_analysis()``, ``_media_tag()``) instead of importing them.
+registry (``analysis_model()``, ``media_tag_model()``) rather than importing.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.apps import apps
 from django.db import connections, models
-from django.db.models.functions import RowNumber
 from django.utils import timezone
 
-from django_cloudinary_analysis.querysets import ObjectQuerySet
+from django_cloudinary_analysis.querysets import (
+    ObjectQuerySet,
+    analysis_model,
+    media_tag_model,
+)
 from django_cloudinary_analysis.statuses import UNFINISHED, AnalysisStatus
+from django_cloudinary_analysis.tag_querysets import TAG_COLUMNS, tag_values
 
 if TYPE_CHECKING:
-    from django_cloudinary_analysis.models import Analysis, MediaTag
-
-
-def _analysis() -> Any:
-    return apps.get_model("cloudinary_analysis", "Analysis")
-
-
-def _media_tag() -> Any:
-    return apps.get_model("cloudinary_analysis", "MediaTag")
-
-
-#: The columns a tag is inserted with (``MediaTag.objects.replace``).
-_TAG_COLUMNS = (
-    "analysis_id",
-    "content_type_id",
-    "object_id",
-    "field_name",
-    "name",
-    "label",
-    "confidence",
-    "analysis_type",
-    "box",
-)
-
-
-def _tag_values(connection: Any, analysis: Analysis, tags: Sequence[Any]) -> list[Any]:
-    """The parameters of ``tags`` (anything with name, label, confidence,
-    analysis_type and box) in ``_TAG_COLUMNS`` order, for ``analysis``."""
-    values: list[Any] = []
-    for tag in tags:
-        box = tag.box
-        if box is not None:
-            box = connection.ops.adapt_json_value(box, None)
-        values += [
-            analysis.pk,
-            analysis.content_type_id,
-            analysis.object_id,
-            analysis.field_name,
-            tag.name,
-            tag.label,
-            tag.confidence,
-            tag.analysis_type,
-            box,
-        ]
-    return values
+    from django_cloudinary_analysis.models import Analysis
 
 
 _INSERTS: dict[tuple[str, str, int], tuple[list[str], str]] = {}
@@ -77,7 +34,7 @@ def _insert_sql(connection: Any, count: int) -> tuple[list[str], str]:
     analyses, built once per connection and row count."""
     key = (connection.alias, connection.vendor, count)
     if key not in _INSERTS:
-        meta = _analysis()._meta
+        meta = analysis_model()._meta
         qn = connection.ops.quote_name
         fields = [f for f in meta.concrete_fields if not f.primary_key]
         one = "(" + ", ".join(["%s"] * len(fields)) + ")"
@@ -99,9 +56,9 @@ def _converters(connection: Any) -> list[tuple[Any, list[Any]]]:
     converters (what the ORM applies to a fetched row), computed once."""
     key = (connection.alias, connection.vendor)
     if key not in _CONVERTERS:
-        table = _analysis()._meta.db_table
+        table = analysis_model()._meta.db_table
         found = []
-        for field in _analysis()._meta.concrete_fields:
+        for field in analysis_model()._meta.concrete_fields:
             column = field.get_col(table)
             found.append(
                 (
@@ -153,7 +110,7 @@ class AnalysisQuerySet(ObjectQuerySet):
             return self._claim_then_read(
                 pk, task_id=task_id, statuses=statuses, same_task=same_task
             )
-        meta = _analysis()._meta
+        meta = analysis_model()._meta
         qn = connection.ops.quote_name
         table = qn(meta.db_table)
         fields = meta.concrete_fields
@@ -167,7 +124,7 @@ class AnalysisQuerySet(ObjectQuerySet):
             f" AND s.{qn('file_name')} = {table}.{qn('file_name')}"
             f" AND s.{qn('content_key')} <> '' LIMIT 1)"
         )
-        tag_table = qn(_media_tag()._meta.db_table)
+        tag_table = qn(media_tag_model()._meta.db_table)
         had_tags = (
             f"EXISTS (SELECT 1 FROM {tag_table} t"  # noqa: S608
             f" INNER JOIN {table} a ON a.{qn(meta.pk.column)} = t.{qn('analysis_id')}"
@@ -205,7 +162,9 @@ class AnalysisQuerySet(ObjectQuerySet):
             for convert in converters:
                 value = convert(value, column, connection)
             values.append(value)
-        analysis = _analysis().from_db(self.db, [f.attname for f in fields], values)
+        analysis = analysis_model().from_db(
+            self.db, [f.attname for f in fields], values
+        )
         analysis.sibling_key = row[-2] or ""
         analysis.had_tags = bool(row[-1])
         return analysis
@@ -224,8 +183,8 @@ class AnalysisQuerySet(ObjectQuerySet):
         copy stored it first (``dca_analysis_one_sender``)."""
         connection = connections[self.db]
         qn = connection.ops.quote_name
-        table = qn(_analysis()._meta.db_table)
-        pk = qn(_analysis()._meta.pk.column)
+        table = qn(analysis_model()._meta.db_table)
+        pk = qn(analysis_model()._meta.pk.column)
         status, started = qn("status"), qn("started_at")
         sql = (
             f"UPDATE {table} SET {qn('content_key')} = %s"  # noqa: S608
@@ -280,9 +239,9 @@ class AnalysisQuerySet(ObjectQuerySet):
         update, params = self._finish_sql(
             connection, analysis.pk, from_statuses, fields
         )
-        tag_table = qn(_media_tag()._meta.db_table)
-        table = qn(_analysis()._meta.db_table)
-        columns = ", ".join(qn(c) for c in _TAG_COLUMNS)
+        tag_table = qn(media_tag_model()._meta.db_table)
+        table = qn(analysis_model()._meta.db_table)
+        columns = ", ".join(qn(c) for c in TAG_COLUMNS)
         sql = (
             f"WITH upd AS ({update} RETURNING 1),"  # noqa: S608
             f" del AS (DELETE FROM {tag_table} WHERE EXISTS (SELECT 1 FROM upd)"
@@ -308,7 +267,7 @@ class AnalysisQuerySet(ObjectQuerySet):
                 f", ins AS (INSERT INTO {tag_table} ({columns})"  # noqa: S608
                 f" SELECT * FROM (VALUES {rows}) AS v WHERE EXISTS (SELECT 1 FROM upd))"
             )
-            params += _tag_values(connection, analysis, tags)
+            params += tag_values(connection, analysis, tags)
         sql += " SELECT count(*) FROM upd"
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -323,7 +282,7 @@ class AnalysisQuerySet(ObjectQuerySet):
         ops = connection.ops
         assignments, params = [], []
         for name, value in fields.items():
-            field = _analysis()._meta.get_field(name)
+            field = analysis_model()._meta.get_field(name)
             if isinstance(field, models.ForeignKey):
                 value = value.pk if isinstance(value, models.Model) else value
             elif value is None:
@@ -337,9 +296,10 @@ class AnalysisQuerySet(ObjectQuerySet):
             assignments.append(f"{qn(field.column)} = %s")  # type: ignore[union-attr]
             params.append(value)
         statuses = [str(status) for status in from_statuses]
+        meta = analysis_model()._meta
         sql = (
-            f"UPDATE {qn(_analysis()._meta.db_table)} SET {', '.join(assignments)}"  # noqa: S608
-            f" WHERE {qn(_analysis()._meta.pk.column)} = %s"
+            f"UPDATE {qn(meta.db_table)} SET {', '.join(assignments)}"  # noqa: S608
+            f" WHERE {qn(meta.pk.column)} = %s"
             f" AND {qn('status')} IN ({', '.join(['%s'] * len(statuses))})"
         )
         return sql, [*params, pk, *statuses]
@@ -355,7 +315,7 @@ class AnalysisQuerySet(ObjectQuerySet):
             return rows
         connection = connections[self.db]
         if not connection.features.can_return_rows_from_bulk_insert:
-            return list(_analysis().objects.using(self.db).bulk_create(rows))
+            return list(analysis_model().objects.using(self.db).bulk_create(rows))
         ops = connection.ops
         attnames, sql = _insert_sql(connection, len(rows))
         now = timezone.now()
@@ -397,9 +357,9 @@ class AnalysisQuerySet(ObjectQuerySet):
         )
         if not claimed:
             return None
-        analysis = _analysis().objects.using(self.db).get(pk=pk)
+        analysis = analysis_model().objects.using(self.db).get(pk=pk)
         analysis.sibling_key = sibling_key or (
-            _analysis()
+            analysis_model()
             .objects.using(self.db)
             .filter(
                 content_type_id=analysis.content_type_id,
@@ -413,89 +373,3 @@ class AnalysisQuerySet(ObjectQuerySet):
             or ""
         )
         return analysis
-
-
-class MediaTagQuerySet(ObjectQuerySet):
-    """Queries over tags."""
-
-    def named(self, name: str, min_confidence: float | None = None) -> MediaTagQuerySet:
-        """Tags with this normalised name, optionally above a confidence."""
-        from django_cloudinary_analysis.analysis_types import normalise_name
-
-        qs = self.filter(name=normalise_name(name))
-        if min_confidence is not None:
-            qs = qs.filter(confidence__gte=min_confidence)
-        return qs
-
-    def by_object(
-        self, keys: Iterable[tuple[int, str]], limit: int | None = None
-    ) -> dict[tuple[int, str], list[MediaTag]]:
-        """Tags of many (content type id, object id) pairs, most confident first.
-
-        One query whatever the number of objects. With ``limit``, at most that
-        many distinct names per object, ranked in the database so a page never
-        pulls every tag.
-        """
-        wanted: dict[int, set[str]] = defaultdict(set)
-        for ct_id, object_id in keys:
-            wanted[ct_id].add(object_id)
-        found: dict[tuple[int, str], list[MediaTag]] = defaultdict(list)
-        if not wanted:
-            return found
-        condition = models.Q(pk__in=[])
-        for ct_id, object_ids in wanted.items():
-            condition |= models.Q(
-                content_type_id=ct_id, object_id__in=sorted(object_ids)
-            )
-        order = (models.F("confidence").desc(nulls_last=True), "name", "pk")
-        rows = self.filter(condition)
-        if limit is not None:
-            # Headroom for names found by several analyses of the object.
-            rows = rows.annotate(
-                _rank=models.Window(
-                    RowNumber(),
-                    partition_by=[models.F("content_type_id"), models.F("object_id")],
-                    order_by=order,
-                )
-            ).filter(_rank__lte=limit * 3)
-        seen: dict[tuple[int, str], set[str]] = defaultdict(set)
-        for tag in rows.order_by(*order):
-            key = (tag.content_type_id, tag.object_id)
-            if limit is not None:
-                if tag.name in seen[key] or len(found[key]) >= limit:
-                    continue
-                seen[key].add(tag.name)
-            found[key].append(tag)
-        return found
-
-    def replace(self, analysis: Analysis, tags: Sequence[Any]) -> None:
-        """Replace the tags of ``analysis``'s (object, field, type) by ``tags``.
-
-        Two statements without the query compiler: one DELETE of the tags of
-        every analysis of that (object, field, type), one multi-row INSERT.
-        """
-        connection = connections[self.db]
-        qn = connection.ops.quote_name
-        table = qn(_media_tag()._meta.db_table)
-        analyses = qn(_analysis()._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"DELETE FROM {table} WHERE {qn('analysis_id')} IN ("  # noqa: S608
-                f"SELECT {qn('id')} FROM {analyses}"
-                f" WHERE {qn('content_type_id')} = %s AND {qn('object_id')} = %s"
-                f" AND {qn('field_name')} = %s AND {qn('analysis_type')} = %s)",
-                [
-                    analysis.content_type_id,
-                    analysis.object_id,
-                    analysis.field_name,
-                    analysis.analysis_type,
-                ],
-            )
-            if not tags:
-                return
-            one = "(" + ", ".join(["%s"] * len(_TAG_COLUMNS)) + ")"
-            cursor.execute(
-                f"INSERT INTO {table} ({', '.join(qn(c) for c in _TAG_COLUMNS)})"  # noqa: S608
-                f" VALUES {', '.join([one] * len(tags))}",
-                _tag_values(connection, analysis, tags),
-            )

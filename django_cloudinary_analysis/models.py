@@ -14,10 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from django_cloudinary_analysis._deprecation import renamed_attribute
-from django_cloudinary_analysis.analysis_querysets import (
-    AnalysisQuerySet,
-    MediaTagQuerySet,
-)
+from django_cloudinary_analysis.analysis_querysets import AnalysisQuerySet
 from django_cloudinary_analysis.analysis_types import ANALYSIS_TYPES
 from django_cloudinary_analysis.querysets import ObjectQuerySet
 from django_cloudinary_analysis.statuses import (
@@ -26,6 +23,7 @@ from django_cloudinary_analysis.statuses import (
     ModerationStatus,
 )
 from django_cloudinary_analysis.statuses import UNFINISHED as UNFINISHED  # re-export
+from django_cloudinary_analysis.tag_querysets import MediaTagQuerySet
 
 if TYPE_CHECKING:
     pass

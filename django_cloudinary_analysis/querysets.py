@@ -4,14 +4,26 @@ accountability tables use them without importing ``models``)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 
 if TYPE_CHECKING:
     from django.db.models import Model
+
+
+def analysis_model() -> Any:
+    """``Analysis`` from the app registry (querysets cannot import
+    ``models``, which imports them)."""
+    return apps.get_model("cloudinary_analysis", "Analysis")
+
+
+def media_tag_model() -> Any:
+    """``MediaTag`` from the app registry."""
+    return apps.get_model("cloudinary_analysis", "MediaTag")
 
 
 def object_pairs(keys: Iterable[tuple[int, str]]) -> Q:

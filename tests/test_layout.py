@@ -45,6 +45,7 @@ DECLARATIVE = {
 #: ``AnalyzeClient``, the API's routes): move them home as they grow.
 TESTED_IN = {
     f"{ROOT}.analyses": ("test_deprecation",),
+    f"{ROOT}.tag_querysets": ("test_statement_counts",),
     f"{ROOT}.analysis_querysets": (
         "test_statement_counts",
         "test_services_reuse_one_sender",

@@ -10,7 +10,8 @@ Issue 13 asks for a tagging type in at most 8 statements and a moderation
 type (its verdict recorded) in at most 10; a hand-written task (load the
 object, store the JSON) needs 2.
 
-The hot writes are the querysets' (``analysis_querysets.py``).
+The hot writes are the querysets' (``analysis_querysets.py``, and
+``tag_querysets.py`` for the tags).
 
 Tagging: the claim (``UPDATE … RETURNING`` the row), the object, becoming
 the sender of this content (one conditional UPDATE; the partial unique
