@@ -49,7 +49,10 @@ class Analysis(models.Model):
     """One run of one analysis type on one file field of one object."""
 
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+        ContentType,
+        on_delete=models.CASCADE,
+        verbose_name=_("content type"),
+        db_index=False,  # dca_analysis_object_idx starts with it
     )
     object_id = models.CharField(
         _("object id"),
@@ -96,9 +99,15 @@ class Analysis(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         verbose_name=_("reused from"),
+        db_index=False,  # dca_analysis_reused_from_idx, partial
     )
-    remote_task_id = models.CharField(
-        _("remote task id"), max_length=512, null=True, blank=True, unique=True
+    # NULL, not "", when there is none: unique among the rows that have one
+    # (dca_analysis_remote_task, a partial index).
+    remote_task_id = models.CharField(  # noqa: DJ001
+        _("remote task id"),
+        max_length=512,
+        null=True,
+        blank=True,
     )
     request_id = models.CharField(_("request id"), max_length=100, blank=True)
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
@@ -125,8 +134,9 @@ class Analysis(models.Model):
 
     #: Set by ``claim``: a content key of the same file computed earlier.
     sibling_key: str = ""
-    #: Set by ``claim``: False when no tag of this (object, field, type)
-    #: existed then (a result without tags has nothing to replace).
+    #: Set by ``claim`` (not on PostgreSQL): False when no tag of this
+    #: (object, field, type) existed then (a result without tags has nothing
+    #: to replace). True means "may have".
     had_tags: bool = True
 
     class Meta:
@@ -145,8 +155,23 @@ class Analysis(models.Model):
             models.Index(
                 fields=["status", "created_at"], name="dca_analysis_status_idx"
             ),
+            # Most analyses reuse nothing: only the rows that do are indexed
+            # (for SET NULL when the donor is deleted).
+            models.Index(
+                fields=["reused_from"],
+                condition=models.Q(reused_from__isnull=False),
+                name="dca_analysis_reused_from_idx",
+            ),
         ]
+        # Every index is rewritten by each of a run's UPDATEs (the status is
+        # indexed, so none is a HOT update): the table keeps only the indexes
+        # its queries use, partial where most rows have nothing to index.
         constraints = [
+            models.UniqueConstraint(
+                fields=["remote_task_id"],
+                condition=models.Q(remote_task_id__isnull=False),
+                name="dca_analysis_remote_task",
+            ),
             # One sender per content, type and extras among analyses in
             # flight: the database elects it (services.reuse._lead_or_follow).
             models.UniqueConstraint(
@@ -183,7 +208,10 @@ class MediaTag(models.Model):
         verbose_name=_("analysis"),
     )
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+        ContentType,
+        on_delete=models.CASCADE,
+        verbose_name=_("content type"),
+        db_index=False,  # both indexes below start with it
     )
     object_id = models.CharField(_("object id"), max_length=255)
     content_object = GenericForeignKey("content_type", "object_id")
@@ -254,7 +282,10 @@ class ModerationDecision(models.Model):
     Source = DecidedByKind
 
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+        ContentType,
+        on_delete=models.CASCADE,
+        verbose_name=_("content type"),
+        db_index=False,  # dca_decision_object_idx starts with it
     )
     object_id = models.CharField(_("object id"), max_length=255)
     content_object = GenericForeignKey("content_type", "object_id")
@@ -352,7 +383,10 @@ class ReviewClaim(models.Model):
     """
 
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.CASCADE, verbose_name=_("content type")
+        ContentType,
+        on_delete=models.CASCADE,
+        verbose_name=_("content type"),
+        db_index=False,  # dca_claim_object_uniq starts with it
     )
     object_id = models.CharField(_("object id"), max_length=255)
     claimed_by = models.ForeignKey(
