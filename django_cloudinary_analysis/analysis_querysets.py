@@ -7,7 +7,7 @@ registry (``analysis_model()``, ``media_tag_model()``) rather than importing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +20,7 @@ from django_cloudinary_analysis.querysets import (
     media_tag_model,
 )
 from django_cloudinary_analysis.statuses import UNFINISHED, AnalysisStatus
-from django_cloudinary_analysis.tag_querysets import TAG_COLUMNS, tag_values
+from django_cloudinary_analysis.tag_querysets import TAG_COLUMNS, tags_json
 
 if TYPE_CHECKING:
     from django_cloudinary_analysis.models import Analysis
@@ -71,6 +71,19 @@ def _converters(connection: Any) -> list[tuple[Any, list[Any]]]:
     return _CONVERTERS[key]
 
 
+_SQL: dict[tuple[Any, ...], str] = {}
+
+
+def _cached(connection: Any, shape: tuple[Any, ...], build: Callable[[], str]) -> str:
+    """The worker's statements are built once per connection and shape (the
+    text then stays the same, so psycopg's query cache keeps its parsing)."""
+    key = (connection.alias, connection.vendor, *shape)
+    sql = _SQL.get(key)
+    if sql is None:
+        sql = _SQL[key] = build()
+    return sql
+
+
 class AnalysisQuerySet(ObjectQuerySet):
     """Queries over analyses."""
 
@@ -99,9 +112,11 @@ class AnalysisQuerySet(ObjectQuerySet):
 
         One ``UPDATE … RETURNING`` where the database has it (PostgreSQL,
         SQLite 3.35+): the row comes back with the content key another
-        analysis of the same file already computed (``sibling_key``), so the
-        worker reads nothing else about the analysis. ``None`` when the row
-        was not in one of ``statuses`` (claimed elsewhere, finished, deleted).
+        analysis of the same file already computed (``sibling_key``) and,
+        except on PostgreSQL, whether tags of its (object, field, type) exist
+        (``had_tags``), so the worker reads nothing else about the analysis.
+        ``None`` when the row was not in one of ``statuses`` (claimed
+        elsewhere, finished, deleted).
         """
         now = timezone.now()
         statuses = [str(status) for status in statuses]
@@ -110,37 +125,11 @@ class AnalysisQuerySet(ObjectQuerySet):
             return self._claim_then_read(
                 pk, task_id=task_id, statuses=statuses, same_task=same_task
             )
-        meta = analysis_model()._meta
-        qn = connection.ops.quote_name
-        table = qn(meta.db_table)
-        fields = meta.concrete_fields
-        columns = ", ".join(f"{table}.{qn(f.column)}" for f in fields)
-        sibling = (
-            # Quoted identifiers of this model only; every value is a parameter.
-            f"(SELECT s.{qn('content_key')} FROM {table} s"  # noqa: S608
-            f" WHERE s.{qn('content_type_id')} = {table}.{qn('content_type_id')}"
-            f" AND s.{qn('object_id')} = {table}.{qn('object_id')}"
-            f" AND s.{qn('field_name')} = {table}.{qn('field_name')}"
-            f" AND s.{qn('file_name')} = {table}.{qn('file_name')}"
-            f" AND s.{qn('content_key')} <> '' LIMIT 1)"
-        )
-        tag_table = qn(media_tag_model()._meta.db_table)
-        had_tags = (
-            f"EXISTS (SELECT 1 FROM {tag_table} t"  # noqa: S608
-            f" INNER JOIN {table} a ON a.{qn(meta.pk.column)} = t.{qn('analysis_id')}"
-            f" WHERE t.{qn('content_type_id')} = {table}.{qn('content_type_id')}"
-            f" AND t.{qn('object_id')} = {table}.{qn('object_id')}"
-            f" AND t.{qn('field_name')} = {table}.{qn('field_name')}"
-            f" AND a.{qn('analysis_type')} = {table}.{qn('analysis_type')})"
-        )
-        placeholders = ", ".join(["%s"] * len(statuses))
-        same = f" AND {qn('task_id')} = %s" if same_task else ""
-        sql = (
-            f"UPDATE {table} SET {qn('status')} = %s, {qn('started_at')} = %s,"  # noqa: S608
-            f" {qn('attempts')} = {qn('attempts')} + 1, {qn('task_id')} = %s,"
-            f" {qn('content_key')} = ''"
-            f" WHERE {qn(meta.pk.column)} = %s AND {qn('status')} IN ({placeholders})"
-            f"{same} RETURNING {columns}, {sibling}, {had_tags}"
+        fields = self.model._meta.concrete_fields
+        sql = _cached(
+            connection,
+            ("claim", len(statuses), same_task),
+            lambda: self._claim_sql(connection, len(statuses), same_task),
         )
         params = [
             str(AnalysisStatus.RUNNING),
@@ -157,17 +146,57 @@ class AnalysisQuerySet(ObjectQuerySet):
             return None
         values = []
         for (column, converters), value in zip(
-            _converters(connection), row[:-2], strict=True
+            _converters(connection), row[: len(fields)], strict=True
         ):
             for convert in converters:
                 value = convert(value, column, connection)
             values.append(value)
-        analysis = analysis_model().from_db(
-            self.db, [f.attname for f in fields], values
-        )
-        analysis.sibling_key = row[-2] or ""
-        analysis.had_tags = bool(row[-1])
+        analysis = self.model.from_db(self.db, [f.attname for f in fields], values)
+        analysis.sibling_key = row[len(fields)] or ""
+        if len(row) > len(fields) + 1:
+            analysis.had_tags = bool(row[-1])
         return analysis
+
+    def _claim_sql(self, connection: Any, statuses: int, same_task: bool) -> str:
+        meta = self.model._meta
+        qn = connection.ops.quote_name
+        table = qn(meta.db_table)
+        columns = ", ".join(f"{table}.{qn(f.column)}" for f in meta.concrete_fields)
+        sibling = (
+            # Quoted identifiers of this model only; every value is a parameter.
+            f"(SELECT s.{qn('content_key')} FROM {table} s"  # noqa: S608
+            f" WHERE s.{qn('content_type_id')} = {table}.{qn('content_type_id')}"
+            f" AND s.{qn('object_id')} = {table}.{qn('object_id')}"
+            f" AND s.{qn('field_name')} = {table}.{qn('field_name')}"
+            f" AND s.{qn('file_name')} = {table}.{qn('file_name')}"
+            f" AND s.{qn('content_key')} <> '' LIMIT 1)"
+        )
+        tag_table = qn(media_tag_model()._meta.db_table)
+        # Whether old tags exist, so a result without tags can skip deleting
+        # them. Not on PostgreSQL: there the DELETE rides in the result's
+        # statement, and this join would cost more to plan than it saves.
+        had_tags = (
+            ""
+            if connection.vendor == "postgresql"
+            else (
+                f", EXISTS (SELECT 1 FROM {tag_table} t"  # noqa: S608
+                f" INNER JOIN {table} a"
+                f" ON a.{qn(meta.pk.column)} = t.{qn('analysis_id')}"
+                f" WHERE t.{qn('content_type_id')} = {table}.{qn('content_type_id')}"
+                f" AND t.{qn('object_id')} = {table}.{qn('object_id')}"
+                f" AND t.{qn('field_name')} = {table}.{qn('field_name')}"
+                f" AND a.{qn('analysis_type')} = {table}.{qn('analysis_type')})"
+            )
+        )
+        placeholders = ", ".join(["%s"] * statuses)
+        same = f" AND {qn('task_id')} = %s" if same_task else ""
+        return (
+            f"UPDATE {table} SET {qn('status')} = %s, {qn('started_at')} = %s,"  # noqa: S608
+            f" {qn('attempts')} = {qn('attempts')} + 1, {qn('task_id')} = %s,"
+            f" {qn('content_key')} = ''"
+            f" WHERE {qn(meta.pk.column)} = %s AND {qn('status')} IN ({placeholders})"
+            f"{same} RETURNING {columns}, {sibling}{had_tags}"
+        )
 
     def elect(
         self,
@@ -182,18 +211,7 @@ class AnalysisQuerySet(ObjectQuerySet):
         succeeded. One conditional UPDATE; raises ``IntegrityError`` when a
         copy stored it first (``dca_analysis_one_sender``)."""
         connection = connections[self.db]
-        qn = connection.ops.quote_name
-        table = qn(analysis_model()._meta.db_table)
-        pk = qn(analysis_model()._meta.pk.column)
-        status, started = qn("status"), qn("started_at")
-        sql = (
-            f"UPDATE {table} SET {qn('content_key')} = %s"  # noqa: S608
-            f" WHERE {pk} = %s AND {status} = %s AND NOT EXISTS ("
-            f"SELECT 1 FROM {table} u WHERE u.{qn('content_key')} = %s"
-            f" AND u.{qn('analysis_type')} = %s AND u.{qn('params_hash')} = %s"
-            f" AND u.{pk} <> %s AND ((u.{status} = %s AND u.{started} >= %s)"
-            f" OR (u.{status} = %s AND u.{started} >= %s) OR u.{status} = %s))"
-        )
+        sql = _cached(connection, ("elect",), lambda: self._elect_sql(connection))
         adapt = connection.ops.adapt_datetimefield_value
         key = analysis.content_key
         params = [
@@ -214,12 +232,32 @@ class AnalysisQuerySet(ObjectQuerySet):
             cursor.execute(sql, params)
             return bool(cursor.rowcount)
 
+    def _elect_sql(self, connection: Any) -> str:
+        qn = connection.ops.quote_name
+        table = qn(self.model._meta.db_table)
+        pk = qn(self.model._meta.pk.column)
+        status, started = qn("status"), qn("started_at")
+        return (
+            f"UPDATE {table} SET {qn('content_key')} = %s"  # noqa: S608
+            f" WHERE {pk} = %s AND {status} = %s AND NOT EXISTS ("
+            f"SELECT 1 FROM {table} u WHERE u.{qn('content_key')} = %s"
+            f" AND u.{qn('analysis_type')} = %s AND u.{qn('params_hash')} = %s"
+            f" AND u.{pk} <> %s AND ((u.{status} = %s AND u.{started} >= %s)"
+            f" OR (u.{status} = %s AND u.{started} >= %s) OR u.{status} = %s))"
+        )
+
     def finish(self, pk: int, from_statuses: Iterable[str], **fields: Any) -> bool:
         """Write ``fields`` on analysis ``pk`` if it is in one of
         ``from_statuses``: one conditional UPDATE built without the query
         compiler. False when the row moved on (nothing written)."""
         connection = connections[self.db]
-        sql, params = self._finish_sql(connection, pk, from_statuses, fields)
+        statuses = [str(status) for status in from_statuses]
+        sql = _cached(
+            connection,
+            ("finish", *fields, len(statuses)),
+            lambda: self._finish_sql(connection, fields, len(statuses)),
+        )
+        params = [*self._field_values(connection, fields), pk, *statuses]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return bool(cursor.rowcount)
@@ -233,56 +271,78 @@ class AnalysisQuerySet(ObjectQuerySet):
     ) -> bool:
         """``finish`` and ``MediaTag.objects.replace`` in one statement
         (PostgreSQL: data-modifying CTEs, atomic without BEGIN/COMMIT); the
-        tags change only when the row did."""
+        tags change only when the row did. The tags travel as one JSON array,
+        so the statement's text and its number of parameters do not depend on
+        how many there are."""
         connection = connections[self.db]
-        qn = connection.ops.quote_name
-        update, params = self._finish_sql(
-            connection, analysis.pk, from_statuses, fields
+        statuses = [str(status) for status in from_statuses]
+        sql = _cached(
+            connection,
+            ("finish_with_tags", *fields, len(statuses)),
+            lambda: self._finish_with_tags_sql(connection, fields, len(statuses)),
         )
-        tag_table = qn(media_tag_model()._meta.db_table)
-        table = qn(analysis_model()._meta.db_table)
-        columns = ", ".join(qn(c) for c in TAG_COLUMNS)
-        sql = (
-            f"WITH upd AS ({update} RETURNING 1),"  # noqa: S608
-            f" del AS (DELETE FROM {tag_table} WHERE EXISTS (SELECT 1 FROM upd)"
-            f" AND {qn('analysis_id')} IN (SELECT {qn('id')} FROM {table}"
-            f" WHERE {qn('content_type_id')} = %s AND {qn('object_id')} = %s"
-            f" AND {qn('field_name')} = %s AND {qn('analysis_type')} = %s))"
-        )
-        params += [
+        owner = [
             analysis.content_type_id,
             analysis.object_id,
             analysis.field_name,
-            analysis.analysis_type,
         ]
-        if tags:
-            typed = (
-                "(%s::bigint, %s::integer, %s::varchar, %s::varchar, %s::varchar,"
-                " %s::varchar, %s::double precision, %s::varchar, %s::jsonb)"
-            )
-            rows = ", ".join(
-                [typed] + ["(" + ", ".join(["%s"] * 9) + ")"] * (len(tags) - 1)
-            )
-            sql += (
-                f", ins AS (INSERT INTO {tag_table} ({columns})"  # noqa: S608
-                f" SELECT * FROM (VALUES {rows}) AS v WHERE EXISTS (SELECT 1 FROM upd))"
-            )
-            params += tag_values(connection, analysis, tags)
-        sql += " SELECT count(*) FROM upd"
+        params = [
+            *self._field_values(connection, fields),
+            analysis.pk,
+            *statuses,
+            *owner,
+            analysis.analysis_type,
+            analysis.pk,
+            *owner,
+            tags_json(tags),
+        ]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
         return bool(row and row[0])
 
-    @staticmethod
-    def _finish_sql(
-        connection: Any, pk: int, from_statuses: Iterable[str], fields: dict[str, Any]
-    ) -> tuple[str, list[Any]]:
+    def _finish_with_tags_sql(
+        self, connection: Any, fields: Iterable[str], statuses: int
+    ) -> str:
         qn = connection.ops.quote_name
+        update = self._finish_sql(connection, fields, statuses)
+        tag_table = qn(media_tag_model()._meta.db_table)
+        table = qn(self.model._meta.db_table)
+        columns = ", ".join(qn(c) for c in TAG_COLUMNS)
+        return (
+            f"WITH upd AS ({update} RETURNING 1),"  # noqa: S608
+            f" del AS (DELETE FROM {tag_table} WHERE EXISTS (SELECT 1 FROM upd)"
+            f" AND {qn('analysis_id')} IN (SELECT {qn('id')} FROM {table}"
+            f" WHERE {qn('content_type_id')} = %s AND {qn('object_id')} = %s"
+            f" AND {qn('field_name')} = %s AND {qn('analysis_type')} = %s)),"
+            f" ins AS (INSERT INTO {tag_table} ({columns})"
+            f" SELECT %s::bigint, %s::integer, %s::varchar, %s::varchar, t.name,"
+            f" t.label, t.confidence, t.analysis_type, t.box"
+            f" FROM jsonb_to_recordset(%s::jsonb) AS t(name varchar,"
+            f" label varchar, confidence double precision, analysis_type varchar,"
+            f" box jsonb) WHERE EXISTS (SELECT 1 FROM upd))"
+            f" SELECT count(*) FROM upd"
+        )
+
+    def _finish_sql(self, connection: Any, fields: Iterable[str], statuses: int) -> str:
+        qn = connection.ops.quote_name
+        meta = self.model._meta
+        assignments = ", ".join(
+            f"{qn(meta.get_field(name).column)} = %s"  # type: ignore[union-attr]
+            for name in fields
+        )
+        return (
+            f"UPDATE {qn(meta.db_table)} SET {assignments}"  # noqa: S608
+            f" WHERE {qn(meta.pk.column)} = %s"
+            f" AND {qn('status')} IN ({', '.join(['%s'] * statuses)})"
+        )
+
+    def _field_values(self, connection: Any, fields: dict[str, Any]) -> list[Any]:
+        """The parameters of ``fields`` as the ORM would send them."""
         ops = connection.ops
-        assignments, params = [], []
+        values = []
         for name, value in fields.items():
-            field = analysis_model()._meta.get_field(name)
+            field = self.model._meta.get_field(name)
             if isinstance(field, models.ForeignKey):
                 value = value.pk if isinstance(value, models.Model) else value
             elif value is None:
@@ -293,16 +353,8 @@ class AnalysisQuerySet(ObjectQuerySet):
                 value = ops.adapt_datetimefield_value(value)
             else:
                 value = str(value) if isinstance(value, str) else value
-            assignments.append(f"{qn(field.column)} = %s")  # type: ignore[union-attr]
-            params.append(value)
-        statuses = [str(status) for status in from_statuses]
-        meta = analysis_model()._meta
-        sql = (
-            f"UPDATE {qn(meta.db_table)} SET {', '.join(assignments)}"  # noqa: S608
-            f" WHERE {qn(meta.pk.column)} = %s"
-            f" AND {qn('status')} IN ({', '.join(['%s'] * len(statuses))})"
-        )
-        return sql, [*params, pk, *statuses]
+            values.append(value)
+        return values
 
     def insert_queued(self, rows: list[Analysis]) -> list[Analysis]:
         """Insert new queued analyses in one multi-row INSERT; set their ids.

@@ -4,6 +4,7 @@ shared with ``AnalysisQuerySet.finish_with_tags``)."""
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -55,6 +56,25 @@ def tag_values(connection: Any, analysis: Analysis, tags: Sequence[Any]) -> list
             box,
         ]
     return values
+
+
+def tags_json(tags: Sequence[Any]) -> str:
+    """``tags`` as one JSON array of objects (name, label, confidence,
+    analysis_type, box): what ``AnalysisQuerySet.finish_with_tags`` reads with
+    ``jsonb_to_recordset``."""
+    return json.dumps(
+        [
+            {
+                "name": tag.name,
+                "label": tag.label,
+                "confidence": tag.confidence,
+                "analysis_type": tag.analysis_type,
+                "box": tag.box,
+            }
+            for tag in tags
+        ],
+        allow_nan=False,
+    )
 
 
 class MediaTagQuerySet(ObjectQuerySet):

@@ -168,3 +168,41 @@ def test_a_second_result_replaces_the_tags_of_the_first(queued_photo: Photo) -> 
         tags=[],
     )
     assert queued_photo.media_tags.count() == len(second)
+
+
+def test_the_lean_store_keeps_every_value_of_a_tag(queued_photo: Photo) -> None:
+    """Tags stored in the result's statement (PostgreSQL: one JSON array read
+    by ``jsonb_to_recordset``) come back as given: no box is SQL NULL, a box
+    is JSON, no confidence is NULL, any text survives."""
+    from django_cloudinary_analysis.analysis_types import TagData
+
+    queued = Analysis.objects.get(
+        object_id=str(queued_photo.pk), analysis_type="google_tagging"
+    )
+    analysis = Analysis.objects.claim(queued.pk, task_id="t", statuses=["queued"])
+    assert analysis is not None
+    given = [
+        TagData("cat", "Cat", 0.5, {"x": 1, "y": 2.5}, "google_tagging"),
+        TagData("no-box", "Ünïcødé \"quoted\" 'label' %s", None, None, "coco"),
+        TagData("zero", "", 0.0, [], "google_tagging"),
+    ]
+    assert store(
+        analysis,
+        {"status": "succeeded", "result": {"answers": {}}},
+        obj=None,
+        from_statuses=("running",),
+        tags=given,
+    )
+    stored = {
+        t.name: (t.label, t.confidence, t.analysis_type, t.box)
+        for t in queued_photo.media_tags.all()
+    }
+    assert stored == {
+        t.name: (t.label, t.confidence, t.analysis_type, t.box) for t in given
+    }
+    assert list(
+        queued_photo.media_tags.filter(box__isnull=True).values_list("name", flat=True)
+    ) == ["no-box"]
+    assert set(queued_photo.media_tags.values_list("analysis_id", flat=True)) == {
+        analysis.pk
+    }

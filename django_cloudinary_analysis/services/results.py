@@ -30,6 +30,7 @@ from django_cloudinary_analysis.models import (
     MediaTag,
 )
 from django_cloudinary_analysis.payloads import clean_text
+from django_cloudinary_analysis.querysets import load_object
 from django_cloudinary_analysis.services.quota import record_limits
 from django_cloudinary_analysis.services.verdicts import feeds_verdict, update_verdict
 
@@ -54,8 +55,7 @@ def _load_object(analysis: Analysis) -> Model | None:
     model = analysis.content_type.model_class()
     if model is None:
         return None
-    found = list(model._default_manager.filter(pk=analysis.object_id)[:1])
-    return found[0] if found else None
+    return load_object(model, analysis.object_id)
 
 
 def apply_result(
@@ -193,12 +193,18 @@ def _store_in_transaction(
     """The general case: the row, its tags, quotas and (with ``obj``, the
     verdict's object) the verdict in one transaction."""
     with transaction.atomic():
-        if not Analysis.objects.finish(analysis.pk, from_statuses, **fields):
+        if tags is not None and connection.vendor == "postgresql":
+            done = Analysis.objects.finish_with_tags(
+                analysis, from_statuses, fields, tags
+            )
+        else:
+            done = Analysis.objects.finish(analysis.pk, from_statuses, **fields)
+            if done and tags is not None:
+                MediaTag.objects.replace(analysis, tags)
+        if not done:
             return False
         for name, value in fields.items():
             setattr(analysis, name, value)
-        if tags is not None:
-            MediaTag.objects.replace(analysis, tags)
         record_limits(limits)
         if obj is not None:
             update_verdict(obj)
