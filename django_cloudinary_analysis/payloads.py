@@ -297,13 +297,19 @@ def checked_answer(answer: Any) -> AnalysisResult | Accepted:
         )
     if not isinstance(answer.analysis, dict):
         raise InvalidPayload("the answer carries no data.analysis object")
+    raw = _clean_object(answer.raw)
+    data = answer.raw.get("data") if isinstance(answer.raw, dict) else None
+    if isinstance(data, dict) and data.get("analysis") is answer.analysis:
+        analysis = raw["data"]["analysis"]  # the same object, cleaned once
+    else:
+        analysis = clean(answer.analysis)
     return dataclasses.replace(
         answer,
-        analysis=clean(answer.analysis),
+        analysis=analysis,
         entity=clean_text(answer.entity) if isinstance(answer.entity, str) else None,
         request_id=request_id(answer.request_id),
         limits=quota_limits(answer.limits),
-        raw=_clean_object(answer.raw),
+        raw=raw,
     )
 
 

@@ -1248,3 +1248,39 @@ def test_a_body_under_the_cap_is_read(client):
         json=sample_response("google_tagging"),
     )
     assert client.google_tagging("https://example.com/a.jpg").analysis
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.coco(IMAGE),
+        lambda c: c.captioning(IMAGE, notification_url="https://example.com/h?x=1 2"),
+        lambda c: c.get_task_status("task-1"),
+    ],
+    ids=["analyze", "async", "task status"],
+)
+@pytest.mark.parametrize("auth", ["basic", "oauth"])
+def test_the_own_session_sends_what_session_request_would(rsps, call, auth):
+    """The client prepares requests on its own session directly (no
+    ``Session.request``); what reaches the wire must not change: method, URL,
+    every header in order, body."""
+    for path in ("analyze/coco", "analyze/captioning"):
+        rsps.post(f"{BASE}/{path}", json=sample_response("coco"))
+    rsps.get(f"{BASE}/tasks/task-1", json={"data": {"task_id": "t", "status": "p"}})
+    credentials = (
+        {"api_key": API_KEY, "api_secret": SECRET}
+        if auth == "basic"
+        else {"oauth_token": TOKEN}
+    )
+    own = AnalyzeClient(CLOUD, **credentials)
+    given = AnalyzeClient(CLOUD, session=requests.Session(), **credentials)
+    given.session.trust_env = False  # the own session resolved its environment once
+    sent = []
+    for client in (own, given):
+        call(client)
+        request = rsps.calls[-1].request
+        sent.append(
+            (request.method, request.url, list(request.headers.items()), request.body)
+        )
+    assert sent[0] == sent[1]
+    assert own._owns_session and not given._owns_session

@@ -190,6 +190,31 @@ def test_checked_answer_cleans_a_result() -> None:
     assert checked.request_id == "5"
 
 
+def test_checked_answer_cleans_the_analysis_inside_the_raw_answer_once() -> None:
+    """The client's result: ``analysis`` is the raw body's data.analysis."""
+    analysis = {"tags": ["x\x00", {"n": 1}], "deep": [[["\udc00"]]]}
+    raw = {"data": {"entity": "e", "analysis": analysis}, "request_id": "r"}
+    result = AnalysisResult("google_tagging", analysis, raw=raw)
+
+    checked = payloads.checked_answer(result)
+
+    cleaned = {"tags": ["x\ufffd", {"n": 1}], "deep": [[["\ufffd"]]]}
+    assert checked.analysis == cleaned
+    assert checked.raw == {
+        "data": {"entity": "e", "analysis": cleaned},
+        "request_id": "r",
+    }
+    assert checked.analysis is checked.raw["data"]["analysis"]
+    assert analysis["tags"][0] == "x\x00"  # the answer itself is left alone
+
+
+def test_checked_answer_refuses_a_bad_analysis_inside_the_raw_answer() -> None:
+    analysis = {"score": float("nan")}
+    result = AnalysisResult("coco", analysis, raw={"data": {"analysis": analysis}})
+    with pytest.raises(InvalidPayload):
+        payloads.checked_answer(result)
+
+
 @pytest.mark.parametrize(
     "answer",
     [

@@ -73,6 +73,9 @@ class AnalyzeClient(
         self._auth = _HeaderAuth(self._credentials)
         self._owns_session = session is None
         self.session = session if session is not None else self._new_session()
+        # What Session.request would merge into every request of our own session.
+        self._session_headers = {**self.session.headers, **self._headers}
+        self._urls: dict[str, str] = {}
 
     def _new_session(self) -> requests.Session:
         """Return a session that reads proxy and CA settings from the environment
@@ -179,16 +182,27 @@ class AnalyzeClient(
         if self.debug:
             self._log_request(method, path, data)
         try:
-            response = self.session.request(
-                method,
-                self.base_url + path,
-                data=data,
-                headers=self._headers,
-                auth=self._auth,
-                timeout=self.timeout,
-                allow_redirects=False,
-                stream=True,
-            )
+            if self._owns_session:
+                response = self.session.send(
+                    self._prepare(method, self.base_url + path, data),
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                    verify=self.session.verify,
+                    cert=self.session.cert,
+                    proxies=self.session.proxies,
+                )
+            else:
+                response = self.session.request(
+                    method,
+                    self.base_url + path,
+                    data=data,
+                    headers=self._headers,
+                    auth=self._auth,
+                    timeout=self.timeout,
+                    allow_redirects=False,
+                    stream=True,
+                )
             content = self._read_capped(response)
         except requests.exceptions.RequestException as exc:
             raise self._translate(exc, method, path) from None
@@ -201,6 +215,40 @@ class AnalyzeClient(
             analysis_type,
             started,
         )
+
+    def _prepare(
+        self, method: str, url: str, data: bytes | None
+    ) -> requests.PreparedRequest:
+        """The request ``Session.request`` would prepare on the client's own
+        session, built directly.
+
+        That session has nothing to merge in: its headers, proxies and
+        certificates are fixed when it is created, it has no hooks, and the API
+        sets no cookie worth sending back. ``Session.request`` would merge them
+        all again and re-parse the URL on every call, a third of a loopback
+        call's CPU time.
+        """
+        prepared = requests.PreparedRequest()
+        prepared.method = method
+        prepared.url = self._urls.get(url) or self._prepare_url(url)
+        headers: requests.structures.CaseInsensitiveDict[str | bytes]
+        headers = requests.structures.CaseInsensitiveDict(self._session_headers)
+        if data is not None:
+            prepared.body = data
+            headers["Content-Length"] = str(len(data))
+        elif method not in ("GET", "HEAD"):
+            headers["Content-Length"] = "0"
+        prepared.headers = headers
+        prepared._cookies = requests.cookies.RequestsCookieJar()  # type: ignore[attr-defined]
+        return self._auth(prepared)
+
+    def _prepare_url(self, url: str) -> str:
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        assert prepared.url is not None
+        if len(self._urls) < 64:  # the analysis types; task paths vary
+            self._urls[url] = prepared.url
+        return prepared.url
 
     def _read_capped(self, response: requests.Response) -> bytes:
         """Read the body, refusing one larger than ``max_response_bytes``."""
