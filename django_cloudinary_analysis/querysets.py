@@ -3,7 +3,7 @@ accountability tables use them without importing ``models``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps
@@ -11,6 +11,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.signals import setting_changed
 from django.db import connections, models
 from django.db.models import Q
+from django.db.transaction import TransactionManagementError
 
 if TYPE_CHECKING:
     from django.db.models import Model
@@ -60,14 +61,7 @@ def load_object(model: type[Model], pk: Any) -> Model | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    values = []
-    for column, value in zip(columns, row, strict=True):
-        for convert in connection.ops.get_db_converters(
-            column
-        ) + column.get_db_converters(connection):
-            value = convert(value, column, connection)
-        values.append(value)
-    return model.from_db(db, init_list, values)
+    return model.from_db(db, init_list, _converted(columns, row, connection))
 
 
 def _pk_param(model: type[Model], pk: Any, connection: Any) -> Any:
@@ -94,8 +88,142 @@ def _compile_loader(queryset: Any, pk: Any) -> tuple[str, list[Any], list[str]] 
     return sql, columns, [column.target.attname for column in columns]
 
 
+#: Stands for the object id while a query is compiled (no id holds a NUL).
+_OBJECT_ID = "\x00dca:object-id\x00"
+#: Per (query builder, default manager, database): the compiled statement of
+#: ``build(object id)`` and where the object's id goes, or None.
+_TEMPLATES: dict[tuple[Any, Any, str], Any] = {}
+
+
+def first_row(
+    build: Callable[[Model, str], models.QuerySet[Any]], obj: Model
+) -> tuple[Any, ...] | None:
+    """``build(obj, str(obj.pk)).first()`` of a ``values_list`` query about
+    ``obj``, compiled once per model.
+
+    ``build`` filters the app's rows by the object id it is given and the
+    object's own row by ``pk`` (its default manager, last in the query). The
+    statement is compiled once with a stand-in object id; later calls only
+    put the object's id in. Where the default manager brings parameters of
+    its own, the query is compiled every time (see ``load_object``).
+    """
+    manager = type(obj)._default_manager
+    key = (build, manager, manager.db)
+    if key not in _TEMPLATES:
+        _TEMPLATES[key] = _compile_template(build, obj)
+    template = _TEMPLATES[key]
+    if template is None:
+        return build(obj, str(obj.pk)).first()  # type: ignore[no-any-return]
+    sql, params, slots, columns, locks = template
+    connection = connections[manager.db]
+    if locks and connection.get_autocommit():
+        raise TransactionManagementError(
+            "select_for_update cannot be used outside of a transaction."
+        )
+    params = list(params)
+    for slot in slots:
+        params[slot] = str(obj.pk)
+    params[-1] = _pk_param(type(obj), obj.pk, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return tuple(_converted(columns, row, connection))
+
+
+def _compile_template(build: Callable[[Model, str], Any], obj: Model) -> Any:
+    model = type(obj)
+    manager = model._default_manager
+    if _compile_loader(manager.filter(pk=obj.pk)[:1], obj.pk) is None:
+        return None
+    queryset = build(obj, _OBJECT_ID)
+    queryset = (queryset if queryset.ordered else queryset.order_by("pk"))[:1]
+    compiler = queryset.query.get_compiler(queryset.db)
+    sql, params = compiler.as_sql()
+    pk = _pk_param(model, obj.pk, compiler.connection)
+    slots = [i for i, value in enumerate(params) if value == _OBJECT_ID]
+    if not slots or not params or params[-1] != pk or pk == _OBJECT_ID:
+        return None
+    columns = [column for column, _, _ in compiler.select]
+    if compiler.col_count != len(columns):
+        return None
+    locks = bool(
+        queryset.query.select_for_update
+        and compiler.connection.features.has_select_for_update
+    )
+    return sql, tuple(params), slots, columns, locks
+
+
+def _converted(columns: list[Any], row: Sequence[Any], connection: Any) -> list[Any]:
+    """``row``'s values as the ORM returns them (its database converters)."""
+    values = []
+    for column, value in zip(columns, row, strict=True):
+        for convert in connection.ops.get_db_converters(
+            column
+        ) + column.get_db_converters(connection):
+            value = convert(value, column, connection)
+        values.append(value)
+    return values
+
+
+#: Per (query builder, model of the object): the compiled SELECT of
+#: ``build(obj, object id)``'s rows, or None.
+_ROWS: dict[tuple[Any, Any], Any] = {}
+
+
+def object_rows(
+    build: Callable[[Model, str], models.QuerySet[Any]], obj: Model
+) -> list[Any]:
+    """``list(build(obj, str(obj.pk)))``: rows of one of the app's tables
+    about ``obj``, with the statement compiled once per model of ``obj``.
+
+    ``build`` returns a plain queryset of one model (no related rows,
+    annotations or prefetches) filtered by the object id it is given; the
+    rows are built as the ORM builds them.
+    """
+    key = (build, type(obj))
+    if key not in _ROWS:
+        _ROWS[key] = _compile_rows(build, obj)
+    template = _ROWS[key]
+    if template is None:
+        return list(build(obj, str(obj.pk)))
+    sql, params, slots, columns, init_list, model, db = template
+    connection = connections[db]
+    params = list(params)
+    for slot in slots:
+        params[slot] = str(obj.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    return [
+        model.from_db(db, init_list, _converted(columns, row, connection))
+        for row in found
+    ]
+
+
+def _compile_rows(build: Callable[[Model, str], Any], obj: Model) -> Any:
+    queryset = build(obj, _OBJECT_ID)
+    if queryset._prefetch_related_lookups or queryset.query.annotations:
+        return None
+    compiler = queryset.query.get_compiler(queryset.db)
+    sql, params = compiler.as_sql()
+    slots = [i for i, value in enumerate(params) if value == _OBJECT_ID]
+    klass_info = compiler.klass_info
+    if not slots or klass_info is None or klass_info.get("related_klass_infos"):
+        return None
+    fields = klass_info["select_fields"]
+    if fields != list(range(len(fields))) or compiler.col_count != len(fields):
+        return None
+    columns = [column for column, _, _ in compiler.select]
+    init_list = [column.target.attname for column in columns]
+    return sql, tuple(params), slots, columns, init_list, queryset.model, queryset.db
+
+
 def _forget_loaders(**kwargs: Any) -> None:
     _LOADERS.clear()
+    _TEMPLATES.clear()
+    _ROWS.clear()
 
 
 setting_changed.connect(_forget_loaders, dispatch_uid="dca_forget_loaders")

@@ -78,9 +78,9 @@ def _values(obj: Any) -> list[Any]:
 def fresh_loaders() -> Any:
     from django_cloudinary_analysis import querysets
 
-    querysets._LOADERS.clear()
+    querysets._forget_loaders()
     yield querysets._LOADERS
-    querysets._LOADERS.clear()
+    querysets._forget_loaders()
 
 
 @pytest.mark.parametrize("model", [Photo, SlugPhoto, "uuid", Analysis])
@@ -128,22 +128,29 @@ def test_load_object_finds_nothing_for_a_missing_or_refuses_a_bad_key(
         load_object(Photo, "not-a-number")
 
 
-def test_load_object_compiles_every_time_for_a_manager_with_its_own_filter(
-    analysed: Any, image_file: Any, fresh_loaders: Any, monkeypatch: Any
-) -> None:
+def _use_visible_manager(monkeypatch: Any) -> Any:
+    """Make Photo's default manager one with a filter (a parameter) of its
+    own: only titles starting with "visible"."""
     from django.db import models
-
-    from django_cloudinary_analysis.querysets import load_object
 
     class Visible(models.Manager):
         def get_queryset(self) -> Any:
             return super().get_queryset().filter(title__startswith="visible")
 
-    hidden = analysed(Photo, title="hidden", image=image_file("h.png", 1))
-    shown = analysed(Photo, title="visible", image=image_file("v.png", 2))
     manager = Visible()
     manager.model = Photo
     monkeypatch.setattr(Photo._meta, "default_manager", manager)
+    return manager
+
+
+def test_load_object_compiles_every_time_for_a_manager_with_its_own_filter(
+    analysed: Any, image_file: Any, fresh_loaders: Any, monkeypatch: Any
+) -> None:
+    from django_cloudinary_analysis.querysets import load_object
+
+    hidden = analysed(Photo, title="hidden", image=image_file("h.png", 1))
+    shown = analysed(Photo, title="visible", image=image_file("v.png", 2))
+    manager = _use_visible_manager(monkeypatch)
 
     for _ in range(2):
         assert load_object(Photo, str(hidden.pk)) is None
@@ -162,3 +169,111 @@ def test_a_settings_change_forgets_the_compiled_loads(fresh_loaders: Any) -> Non
     assert fresh_loaders
     with override_settings(USE_TZ=True):
         assert not fresh_loaders
+
+
+# -- first_row: the verdict's lock-and-read statement, compiled once -----------
+
+
+def _decide(obj: Any, status: str, kind: str = "auto", key: str = "") -> None:
+    from django.contrib.contenttypes.models import ContentType
+
+    ModerationDecision.objects.create(
+        content_type=ContentType.objects.get_for_model(obj),
+        object_id=str(obj.pk),
+        status=status,
+        decided_by_kind=kind,
+        content_key=key,
+    )
+
+
+@pytest.mark.parametrize("model", [Photo, SlugPhoto, "uuid"])
+def test_first_row_reads_what_the_orm_reads(
+    model: Any, analysed: Any, image_file: Any, fresh_loaders: Any
+) -> None:
+    from django.db import transaction
+
+    from django_cloudinary_analysis.querysets import _TEMPLATES, first_row
+    from django_cloudinary_analysis.services.verdicts import _lock_query
+    from tests.models import UUIDPhoto
+
+    def make(i: int) -> Any:
+        if model is SlugPhoto:
+            return analysed(SlugPhoto, slug=f"s{i}", image=image_file(f"s{i}.png", i))
+        kind = UUIDPhoto if model == "uuid" else Photo
+        return analysed(kind, image=image_file(f"p{i}.png", i))
+
+    objs = [make(i) for i in range(3)]
+    ModerationDecision.objects.all().delete()
+    key = Analysis.objects.for_object(objs[1]).exclude(content_key="")[0].content_key
+    _decide(objs[1], "approved")
+    _decide(objs[1], "rejected", "human", key)  # on a key of its own analyses
+    _decide(objs[2], "rejected", "human", "sha256:other")  # on no key of its own
+
+    def orm(obj: Any) -> Any:
+        return _lock_query(obj, str(obj.pk)).first()
+
+    with transaction.atomic():
+        for _ in range(2):  # compiled, then reused
+            assert [first_row(_lock_query, o) for o in objs] == [orm(o) for o in objs]
+    rows = [orm(o) for o in objs]
+    assert rows[0] == (None, None, None, None, False)
+    assert rows[1][1:3] == ("rejected", "human") and rows[1][4] is True
+    assert rows[2][4] is False
+    assert any(template is not None for template in _TEMPLATES.values())
+
+
+def test_first_row_compiles_every_time_for_a_manager_with_its_own_filter(
+    analysed: Any, image_file: Any, fresh_loaders: Any, monkeypatch: Any
+) -> None:
+    from django.db import transaction
+
+    from django_cloudinary_analysis.querysets import _TEMPLATES, first_row
+    from django_cloudinary_analysis.services.verdicts import _lock_query
+
+    hidden = analysed(Photo, title="hidden", image=image_file("h.png", 1))
+    manager = _use_visible_manager(monkeypatch)
+    with transaction.atomic():
+        assert first_row(_lock_query, hidden) is None
+        assert first_row(_lock_query, hidden) is None
+    assert _TEMPLATES[(_lock_query, manager, "default")] is None
+
+
+@pytest.mark.parametrize("model", [Photo, SlugPhoto, Article])
+def test_object_rows_reads_what_the_orm_reads(
+    model: Any, analysed: Any, image_file: Any, fresh_loaders: Any
+) -> None:
+    from django_cloudinary_analysis.querysets import _ROWS, object_rows
+    from django_cloudinary_analysis.services.verdicts import _analyses_query
+
+    field = "cover" if model is Article else "image"
+    extra = {"slug": "s"} if model is SlugPhoto else {}
+    objs = [
+        analysed(model, **extra, **{field: image_file(f"r{i}.png", i)})
+        for i in range(1)
+    ] + [analysed(Photo, image=image_file("other.png", 9))]
+    Analysis.objects.filter(pk__in=[1, 3]).update(
+        result={"answers": {"q": True}}, raw={"deep": [1, {"x": "ü"}]}, status="failed"
+    )
+    for _ in range(2):  # compiled, then reused
+        for obj in objs:
+            rows = object_rows(_analyses_query, obj)
+            expected = list(_analyses_query(obj, str(obj.pk)))
+            assert [_values(a) for a in rows] == [_values(a) for a in expected]
+            assert rows and all(a._state.db == "default" for a in rows)
+    assert all(template is not None for template in _ROWS.values())
+
+
+def test_object_rows_compiles_every_time_what_it_cannot_keep(
+    analysed: Any, image_file: Any, fresh_loaders: Any
+) -> None:
+    from django.db.models import Count
+
+    from django_cloudinary_analysis.querysets import _ROWS, object_rows
+
+    def annotated(obj: Any, object_id: str) -> Any:
+        return Analysis.objects.filter(object_id=object_id).annotate(n=Count("tags"))
+
+    photo = analysed(Photo, image=image_file("a.png", 1))
+    assert len(object_rows(annotated, photo)) == 3
+    assert len(object_rows(annotated, photo)) == 3
+    assert _ROWS[(annotated, Photo)] is None

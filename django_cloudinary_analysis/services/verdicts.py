@@ -9,7 +9,7 @@ from types import EllipsisType
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
-from django.db.models import Exists, Subquery
+from django.db.models import Exists, Subquery, prefetch_related_objects
 
 from django_cloudinary_analysis import signals
 from django_cloudinary_analysis.conf import app_settings
@@ -26,7 +26,7 @@ from django_cloudinary_analysis.options import (
     content_type_for,
     stored_name,
 )
-from django_cloudinary_analysis.querysets import object_pairs
+from django_cloudinary_analysis.querysets import first_row, object_pairs, object_rows
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser
@@ -49,16 +49,30 @@ def _lock_and_latest(obj: Model) -> tuple[ModerationDecision | None, bool]:
     Also says whether a human decision was recorded on a content key of one
     of the object's analyses (else no human verdict can be followed).
     """
+    row = first_row(_lock_query, obj)
+    if row is None:
+        return None, True
+    human = bool(row[4])
+    if row[0] is None:
+        return None, human
+    latest = ModerationDecision(
+        pk=row[0], status=row[1], decided_by_kind=row[2], decided_at=row[3]
+    )
+    return latest, human
+
+
+def _lock_query(obj: Model, object_id: str) -> Any:
+    """The statement of ``_lock_and_latest`` (compiled once per model)."""
     ct = content_type_for(obj)
     newest = ModerationDecision.objects.filter(
-        content_type=ct, object_id=str(obj.pk)
+        content_type=ct, object_id=object_id
     ).order_by("-decided_at", "-pk")
     keys = (
-        Analysis.objects.filter(content_type=ct, object_id=str(obj.pk))
+        Analysis.objects.filter(content_type=ct, object_id=object_id)
         .exclude(content_key="")
         .values("content_key")
     )
-    row = (
+    return (
         type(obj)
         ._default_manager.select_for_update()
         .filter(pk=obj.pk)
@@ -75,17 +89,7 @@ def _lock_and_latest(obj: Model) -> tuple[ModerationDecision | None, bool]:
             ),
         )
         .values_list("_decision", "_status", "_kind", "_at", "_human")
-        .first()
     )
-    if row is None:
-        return None, True
-    human = bool(row[4])
-    if row[0] is None:
-        return None, human
-    latest = ModerationDecision(
-        pk=row[0], status=row[1], decided_by_kind=row[2], decided_at=row[3]
-    )
-    return latest, human
 
 
 def feeds_verdict(model: type[Model], analysis_type: str) -> bool:
@@ -115,9 +119,23 @@ def current_analyses(obj: Model, *, tags: bool = True) -> list[Analysis]:
     """The newest analysis per (field, type) for the object's current files.
 
     ``tags=False`` leaves the tags to be read when asked for (the default
-    policy without label rules never asks).
+    policy without label rules never asks). One object's query is compiled
+    once per model (the worker reads it for every verdict).
     """
-    return next(iter(current_analyses_many([obj], tags=tags).values()))
+    rows = object_rows(_analyses_query, obj)
+    if tags:
+        prefetch_related_objects(rows, "tags")
+    return _newest_per_file_and_type(rows, {_key(obj): _file_names(obj)})[_key(obj)]
+
+
+def _analyses_query(obj: Model, object_id: str) -> Any:
+    return _analyses_newest_first(
+        Analysis.objects.filter(content_type=content_type_for(obj), object_id=object_id)
+    )
+
+
+def _analyses_newest_first(rows: Any) -> Any:
+    return rows.exclude(status=AnalysisStatus.CANCELLED).order_by("-created_at", "-pk")
 
 
 def current_analyses_many(
@@ -128,25 +146,34 @@ def current_analyses_many(
     One query whatever the number of objects, plus one for the tags unless
     ``tags`` is false (a caller that loads tags its own way).
     """
-    names: dict[tuple[int, str], dict[str, str]] = {}
-    for obj in objs:
-        key = (content_type_for(obj).pk, str(obj.pk))
-        names[key] = {
-            field: stored_name(getattr(obj, field, None))
-            for field in analysis_config(type(obj))
-        }
-    current: dict[tuple[int, str], list[Analysis]] = {key: [] for key in names}
+    names = {_key(obj): _file_names(obj) for obj in objs}
     if not names:
-        return current
-    rows = (
-        Analysis.objects.filter(object_pairs(names))
-        .exclude(status=AnalysisStatus.CANCELLED)
-        .order_by("-created_at", "-pk")
-    )
+        return {}
+    rows = _analyses_newest_first(Analysis.objects.filter(object_pairs(names)))
     if tags:
         rows = rows.prefetch_related("tags")
+    return _newest_per_file_and_type(rows, names)
+
+
+def _key(obj: Model) -> tuple[int, str]:
+    return content_type_for(obj).pk, str(obj.pk)
+
+
+def _file_names(obj: Model) -> dict[str, str]:
+    return {
+        field: stored_name(getattr(obj, field, None))
+        for field in analysis_config(type(obj))
+    }
+
+
+def _newest_per_file_and_type(
+    rows: Iterable[Analysis], names: dict[tuple[int, str], dict[str, str]]
+) -> dict[tuple[int, str], list[Analysis]]:
+    """Of ``rows`` (newest first), the newest per (object, field, type) whose
+    file is the object's current one."""
+    current: dict[tuple[int, str], list[Analysis]] = {key: [] for key in names}
     seen: set[tuple[int, str, str, str]] = set()
-    for analysis in rows:  # newest first
+    for analysis in rows:
         key = (analysis.content_type_id, analysis.object_id)
         if names[key].get(analysis.field_name) != analysis.file_name:
             continue
