@@ -108,6 +108,27 @@ def test_human_rejection_statement_carries_the_note(
     assert mail.outbox == [] and Notification.objects.count() == 0
 
 
+@pytest.mark.parametrize("in_transaction", [False, True])
+def test_a_decision_gets_one_statement_however_often_it_is_issued(
+    upload: Any, in_transaction: bool
+) -> None:
+    """The statement is one INSERT; issuing it again (a repeated signal)
+    returns the first, and a caller's transaction stays usable."""
+    from django.db import transaction
+
+    photo = upload(user("cy"))
+    first = StatementOfReasons.objects.get()
+    decision = first.decision
+    if in_transaction:
+        with transaction.atomic():
+            again = statements.issue_statement(photo, decision)
+            assert StatementOfReasons.objects.count() == 1  # still usable
+    else:
+        again = statements.issue_statement(photo, decision, closes_appeal=False)
+    assert again == first and again.appealable is True
+    assert StatementOfReasons.objects.count() == 1
+
+
 def test_approval_gets_no_statement(upload: Any, notify_on: Any) -> None:
     upload(user("cy"), reject=False)
     assert StatementOfReasons.objects.count() == 0 and mail.outbox == []

@@ -54,7 +54,9 @@ def _account_for(
     appeal = appeals.close_for(instance, decision)
     statement = None
     if new == ModerationStatus.REJECTED:
-        statement = statements.issue_statement(instance, decision)
+        statement = statements.issue_statement(
+            instance, decision, closes_appeal=appeal is not None
+        )
         signals.statement_issued.send(
             sender=sender, instance=instance, statement=statement, owner=statement.owner
         )

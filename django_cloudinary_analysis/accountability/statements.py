@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from django.db import IntegrityError, connections, transaction
 from django.utils.translation import gettext as _
 
 from django_cloudinary_analysis.accountability.models import (
@@ -98,21 +99,33 @@ def is_appealable(decision: ModerationDecision) -> bool:
 
 
 def issue_statement(
-    instance: Model, decision: ModerationDecision
+    instance: Model, decision: ModerationDecision, *, closes_appeal: bool | None = None
 ) -> StatementOfReasons:
-    """Store the statement of reasons for a rejection (once per decision)."""
+    """Store the statement of reasons for a rejection (once per decision).
+
+    ``closes_appeal`` says whether the decision answered an appeal (the
+    answer is final, so not appealable); ``None`` looks it up.
+    """
+    if closes_appeal is None:
+        closes_appeal = Appeal.objects.filter(closing_decision=decision).exists()
     owner = analysis_owner(instance)
-    statement, _created = StatementOfReasons.objects.get_or_create(
-        decision=decision,
-        defaults={
-            "owner": owner if getattr(owner, "pk", None) is not None else None,
-            "automated": decision.decided_by_kind
-            != ModerationDecision.DecidedByKind.HUMAN,
-            "grounds": build_grounds(decision),
-            "appealable": not Appeal.objects.filter(closing_decision=decision).exists(),
-        },
-    )
-    return statement
+    fields = {
+        "decision": decision,
+        "owner": owner if getattr(owner, "pk", None) is not None else None,
+        "automated": decision.decided_by_kind != ModerationDecision.DecidedByKind.HUMAN,
+        "grounds": build_grounds(decision),
+        "appealable": not closes_appeal,
+    }
+    # One INSERT (no read first, no transaction of its own in autocommit);
+    # a second issue of the same decision finds the first.
+    connection = connections[StatementOfReasons.objects.db]
+    try:
+        if connection.in_atomic_block:  # keep the caller's transaction usable
+            with transaction.atomic():
+                return StatementOfReasons.objects.create(**fields)
+        return StatementOfReasons.objects.create(**fields)
+    except IntegrityError:
+        return StatementOfReasons.objects.get(decision=decision)
 
 
 def statement_context(statement: StatementOfReasons) -> dict[str, Any]:
