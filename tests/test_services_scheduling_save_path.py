@@ -1,11 +1,13 @@
-"""The save path's plan: worked out once per model, forgotten when the
-settings change; the receiver queues the same rows as ``schedule_many``."""
+"""The save path: the plan is worked out once per model and forgotten when
+the settings change; the receiver queues the same rows as ``schedule_many``;
+the one message it publishes shows its ids without Celery's ``saferepr``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from celery.utils.saferepr import saferepr
 from django.db import connection
 from django.utils import timezone
 
@@ -14,6 +16,11 @@ from django_cloudinary_analysis.backends.memory import MemoryBackend
 from django_cloudinary_analysis.conf import DEFAULT_REJECTION_QUESTIONS
 from django_cloudinary_analysis.models import Analysis, AnalysisStatus, params_hash
 from django_cloudinary_analysis.options import analysis_plan
+from django_cloudinary_analysis.services.dispatch import (
+    DISPATCH_ANALYSES,
+    _publish_options,
+    registered_task,
+)
 from tests.models import Article, Photo
 
 pytestmark = pytest.mark.django_db
@@ -170,3 +177,48 @@ def photo_ct() -> Any:
     from django.contrib.contenttypes.models import ContentType
 
     return ContentType.objects.get_for_model(Photo)
+
+
+class Recorder:
+    """Stands in for a task's ``apply_async``: keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def __call__(self, args: tuple[Any, ...], **options: Any) -> None:
+        self.calls.append((args, options))
+
+
+def test_a_save_publishes_one_message_showing_its_ids(
+    monkeypatch: Any, image_file: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The message's ``argsrepr`` is the ids' ``repr`` (Celery's ``saferepr``
+    shows the same text, at a cost a save notices)."""
+    recorder = Recorder()
+    monkeypatch.setattr(
+        registered_task(DISPATCH_ANALYSES), "apply_async", recorder, raising=False
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        photo = Photo.objects.create(image=image_file())
+    ids = sorted(photo.analyses.values_list("pk", flat=True))
+    ((args, options),) = recorder.calls
+    assert sorted(args[0]) == ids and len(ids) == 3
+    assert options["argsrepr"] == saferepr(args) == repr(args)
+    assert options["kwargsrepr"] == "{}"
+    assert "queue" not in options
+
+
+def test_a_long_argsrepr_is_cut_where_celery_cuts_it(settings: Any) -> None:
+    task = registered_task(DISPATCH_ANALYSES)
+    ids = list(range(10_000))
+    options = _publish_options(task, (ids,))
+    limit = task.app.amqp.argsrepr_maxsize
+    assert len(options["argsrepr"]) == limit
+    assert options["argsrepr"].startswith("([0, 1, 2,")
+    assert options["argsrepr"].endswith("...")
+    settings.CLOUDINARY_ANALYSIS = {**settings.CLOUDINARY_ANALYSIS, "QUEUE": "media"}
+    assert _publish_options(task, (1,)) == {
+        "argsrepr": "(1,)",
+        "kwargsrepr": "{}",
+        "queue": "media",
+    }
