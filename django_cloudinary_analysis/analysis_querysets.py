@@ -48,15 +48,21 @@ def _insert_sql(connection: Any, count: int) -> tuple[list[str], str]:
     return _INSERTS[key]
 
 
-_DEFAULTS: dict[tuple[str, ...], list[Any]] = {}
+_DEFAULTS: dict[tuple[str, ...], tuple[list[Any], dict[str, int]]] = {}
 
 
-def _queued_defaults(model: Any, attnames: list[str]) -> list[Any]:
-    """The default of each of ``attnames`` (a new analysis's values), once."""
+def _queued_defaults(
+    model: Any, attnames: list[str]
+) -> tuple[list[Any], dict[str, int]]:
+    """A new analysis's value of each of ``attnames``, and where each
+    attname is in that list; worked out once."""
     key = tuple(attnames)
     if key not in _DEFAULTS:
         blank = model()
-        _DEFAULTS[key] = [getattr(blank, name) for name in attnames]
+        _DEFAULTS[key] = (
+            [getattr(blank, name) for name in attnames],
+            {name: i for i, name in enumerate(attnames)},
+        )
     return _DEFAULTS[key]
 
 
@@ -415,8 +421,7 @@ class AnalysisQuerySet(ObjectQuerySet):
             return [row.pk for row in self.insert_queued(made)]
         ops = connection.ops
         attnames, sql = _insert_sql(connection, len(rows))
-        defaults = _queued_defaults(self.model, attnames)
-        position = {name: i for i, name in enumerate(attnames)}
+        defaults, position = _queued_defaults(self.model, attnames)
         params_at, created_at = position["params"], position["created_at"]
         created = ops.adapt_datetimefield_value(now)
         values: list[Any] = []
