@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from celery.utils.saferepr import saferepr
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from django_cloudinary_analysis import services
@@ -94,6 +95,10 @@ def test_a_returned_analysis_has_its_own_params(
         [photo], types=["ai_vision_moderation"], rerun="all", dry_run=True
     )
     assert [a.params for a in dry] == [again.params]
+    # As before: the instances carry their content type (no query to read it).
+    with CaptureQueriesContext(connection) as queries:
+        assert {a.content_type.model for a in [mine, again, *dry]} == {"photo"}
+    assert len(queries) == 0
 
 
 def test_the_receiver_queues_what_schedule_many_plans(

@@ -34,6 +34,7 @@ from django_cloudinary_analysis.services.dispatch import enqueue_or_record, enqu
 from django_cloudinary_analysis.services.verdicts import _record_decision
 
 if TYPE_CHECKING:
+    from django.contrib.contenttypes.models import ContentType
     from django.db.models import Model
 
 logger = logging.getLogger(__name__)
@@ -98,23 +99,27 @@ def schedule_many(
     A ``rerun`` that is not a :class:`Rerun` value raises ``ValueError``.
     """
     rows = _planned_rows(objs, fields, types, Rerun(rerun), new_content)
-    if dry_run or not rows:
-        return [_instance(row) for row in rows]
+    if not rows:
+        return []
+    ct = content_type_for(type(objs[0]))
+    if dry_run:
+        return [_instance(row, ct) for row in rows]
     now = timezone.now()
     ids = _insert_and_enqueue(rows, now)
     created = []
     for row, pk in zip(rows, ids, strict=True):
-        analysis = _instance(row, pk=pk, created_at=now)
+        analysis = _instance(row, ct, pk=pk, created_at=now)
         analysis._state.adding = False
         analysis._state.db = Analysis.objects.db
         created.append(analysis)
     return created
 
 
-def _instance(row: dict[str, Any], **extra: Any) -> Analysis:
-    # The params are the model's plan, shared by its saves: the instance
-    # gets its own copy.
-    return Analysis(**{**row, "params": copy.deepcopy(row["params"])}, **extra)
+def _instance(row: dict[str, Any], ct: ContentType, **extra: Any) -> Analysis:
+    values = {name: value for name, value in row.items() if name != "content_type_id"}
+    # The params are the model's plan, shared by its saves: a copy each.
+    values["params"] = copy.deepcopy(values["params"])
+    return Analysis(content_type=ct, **values, **extra)
 
 
 def _insert_and_enqueue(rows: list[dict[str, Any]], now: datetime) -> list[int]:
