@@ -1,6 +1,7 @@
 """Lean pipeline (issue 13): the app against the hand-written code it replaces.
 
-Run: ``.venv/bin/python bench/lean_pipeline.py [--quick] [--rounds R]``
+Run: ``.venv/bin/python bench/lean_pipeline.py [--quick] [--rounds R]
+[--only worker|save]``
 
 The baseline is ``bench/benchapp/handwritten.py``: a ``post_save`` receiver
 doing ``transaction.on_commit(lambda: analyze_photo.delay(pk))`` and a task
@@ -214,6 +215,31 @@ def _save(rounds: int, per_round: int) -> dict[str, Any]:
 # -- parent -----------------------------------------------------------------------
 
 
+def _run_worker(
+    svc: Any, broker_url: str, api_url: str, rounds: int, per_round: int
+) -> dict[str, Any]:
+    """The worker measurement in its own child (PostgreSQL when installed)."""
+    try:
+        database = svc.new_database("postgresql", "lean")
+        db_pid = svc.postgres().process.pid
+    except BaseException as exc:  # pytest's Skipped when the package is missing
+        _common.log(f"{TITLE}: no PostgreSQL ({exc}); the worker side on SQLite")
+        database, db_pid = svc.new_database("sqlite", "lean"), None
+    env = _common.bench_env(
+        database,
+        media_root=svc.media_root("lean-worker"),
+        broker_url=broker_url,
+        api_url=api_url,
+        DCA_BENCH_DB_REUSE_MAX="1000",
+    )
+    _common.log(f"{TITLE}: worker, {rounds} rounds of {per_round} per side")
+    return _common.run_child(
+        __file__,
+        {"step": "worker", "rounds": rounds, "per_round": per_round, "db_pid": db_pid},
+        env,
+    )
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run both measurements, print the figures and return them."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -227,86 +253,82 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         help="analyses or saves per side and round (the database's CPU is read "
         "from /proc in clock ticks, 10 ms here: 50 make its resolution 0.2 ms)",
     )
+    parser.add_argument(
+        "--only",
+        choices=("worker", "save"),
+        help="run one of the two measurements (default: both)",
+    )
     args = parser.parse_args(argv)
     rounds = args.rounds or (10 if args.quick else 30)
     per_round = args.per_round
     info = _common.machine()
     svc = _common.services()
     redis = svc.redis()
-    fake = svc.fake_api()
 
-    try:
-        database = svc.new_database("postgresql", "lean")
-        db_pid = svc.postgres().process.pid
-    except BaseException as exc:  # pytest's Skipped when the package is missing
-        _common.log(f"{TITLE}: no PostgreSQL ({exc}); the worker side on SQLite")
-        database, db_pid = svc.new_database("sqlite", "lean"), None
-    env = _common.bench_env(
-        database,
-        media_root=svc.media_root("lean-worker"),
-        broker_url=redis.url,
-        api_url=fake.base_url,
-        DCA_BENCH_DB_REUSE_MAX="1000",
-    )
-    _common.log(f"{TITLE}: worker, {rounds} rounds of {per_round} per side")
-    worker = _common.run_child(
-        __file__,
-        {"step": "worker", "rounds": rounds, "per_round": per_round, "db_pid": db_pid},
-        env,
-    )
-    env = _common.bench_env(
-        svc.new_database("sqlite", "lean-save"),
-        media_root=svc.media_root("lean-save"),
-        broker_url=redis.url,
-    )
-    _common.log(f"{TITLE}: save, {rounds} rounds of {per_round} per side")
-    save = _common.run_child(
-        __file__, {"step": "save", "rounds": rounds, "per_round": per_round}, env
-    )
+    worker = save = None
+    if args.only in (None, "worker"):
+        fake = svc.fake_api()
+        worker = _run_worker(svc, redis.url, fake.base_url, rounds, per_round)
+    if args.only in (None, "save"):
+        env = _common.bench_env(
+            svc.new_database("sqlite", "lean-save"),
+            media_root=svc.media_root("lean-save"),
+            broker_url=redis.url,
+        )
+        _common.log(f"{TITLE}: save, {rounds} rounds of {per_round} per side")
+        save = _common.run_child(
+            __file__, {"step": "save", "rounds": rounds, "per_round": per_round}, env
+        )
     load_after = round(os.getloadavg()[0], 2)
 
-    total = {
-        side: median(
-            [
-                a + b
-                for a, b in zip(
-                    worker["cpu"][side], worker["db_cpu"][side], strict=True
-                )
-            ]
+    figures = []
+    total = None
+    if worker is not None:
+        total = {
+            side: median(
+                [
+                    a + b
+                    for a, b in zip(
+                        worker["cpu"][side], worker["db_cpu"][side], strict=True
+                    )
+                ]
+            )
+            for side in ("ours", "hand")
+        }
+        worker_ratio = total["ours"] / total["hand"]
+        figures += [
+            Figure(
+                f"worker CPU per analysis, ours / hand-written ({worker['vendor']})",
+                worker_ratio,
+                f"{worker_ratio:.2f}× ({total['ours'] * 1000:.2f} vs "
+                f"{total['hand'] * 1000:.2f} ms)",
+                f"≤ {WORKER_TARGET}×",
+                worker_ratio <= WORKER_TARGET,
+            ),
+            Figure(
+                "SQL statements per analysis, ours / hand-written",
+                len(worker["statements"]["ours"]),
+                f"{len(worker['statements']['ours'])} / "
+                f"{len(worker['statements']['hand'])}",
+            ),
+            Figure(
+                "worker fan-out: CPU per analysis to publish its run_analysis message",
+                median(worker["fanout_cpu"]),
+                f"{median(worker['fanout_cpu']) * 1000:.2f} ms",
+            ),
+        ]
+    if save is not None:
+        save_ratio = median(save["wall"]["ours"]) / median(save["wall"]["hand"])
+        figures.append(
+            Figure(
+                "save with 2 analysis types, ours / hand-written (SQLite WAL)",
+                save_ratio,
+                f"{save_ratio:.2f}× ({median(save['wall']['ours']) * 1000:.2f} vs "
+                f"{median(save['wall']['hand']) * 1000:.2f} ms)",
+                f"≤ {SAVE_TARGET}×",
+                save_ratio <= SAVE_TARGET,
+            )
         )
-        for side in ("ours", "hand")
-    }
-    worker_ratio = total["ours"] / total["hand"]
-    save_ratio = median(save["wall"]["ours"]) / median(save["wall"]["hand"])
-    figures = [
-        Figure(
-            f"worker CPU per analysis, ours / hand-written ({worker['vendor']})",
-            worker_ratio,
-            f"{worker_ratio:.2f}× ({total['ours'] * 1000:.2f} vs "
-            f"{total['hand'] * 1000:.2f} ms)",
-            f"≤ {WORKER_TARGET}×",
-            worker_ratio <= WORKER_TARGET,
-        ),
-        Figure(
-            "SQL statements per analysis, ours / hand-written",
-            len(worker["statements"]["ours"]),
-            f"{len(worker['statements']['ours'])} / "
-            f"{len(worker['statements']['hand'])}",
-        ),
-        Figure(
-            "worker fan-out: CPU per analysis to publish its run_analysis message",
-            median(worker["fanout_cpu"]),
-            f"{median(worker['fanout_cpu']) * 1000:.2f} ms",
-        ),
-        Figure(
-            "save with 2 analysis types, ours / hand-written (SQLite WAL)",
-            save_ratio,
-            f"{save_ratio:.2f}× ({median(save['wall']['ours']) * 1000:.2f} vs "
-            f"{median(save['wall']['hand']) * 1000:.2f} ms)",
-            f"≤ {SAVE_TARGET}×",
-            save_ratio <= SAVE_TARGET,
-        ),
-    ]
     result = {
         "benchmark": "lean_pipeline",
         "title": TITLE,
@@ -328,6 +350,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def render(result: dict[str, Any]) -> str:
     """Render the results as the Markdown section of docs/benchmarks.md."""
     worker, save = result["worker"], result["save"]
+    if worker is None or save is None:
+        raise ValueError("the section needs both measurements (run without --only)")
 
     def ms(values: list[float]) -> str:
         return f"{median(values) * 1000:.2f}"

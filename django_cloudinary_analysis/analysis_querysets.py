@@ -48,6 +48,24 @@ def _insert_sql(connection: Any, count: int) -> tuple[list[str], str]:
     return _INSERTS[key]
 
 
+_DEFAULTS: dict[tuple[str, ...], tuple[list[Any], dict[str, int]]] = {}
+
+
+def _queued_defaults(
+    model: Any, attnames: list[str]
+) -> tuple[list[Any], dict[str, int]]:
+    """A new analysis's value of each of ``attnames``, and where each
+    attname is in that list; worked out once."""
+    key = tuple(attnames)
+    if key not in _DEFAULTS:
+        blank = model()
+        _DEFAULTS[key] = (
+            [getattr(blank, name) for name in attnames],
+            {name: i for i, name in enumerate(attnames)},
+        )
+    return _DEFAULTS[key]
+
+
 _CONVERTERS: dict[tuple[str, str], list[tuple[Any, list[Any]]]] = {}
 
 
@@ -359,37 +377,64 @@ class AnalysisQuerySet(ObjectQuerySet):
     def insert_queued(self, rows: list[Analysis]) -> list[Analysis]:
         """Insert new queued analyses in one multi-row INSERT; set their ids.
 
-        The save path's only statement of ours: built here from the rows'
-        values (no queryset compiler), ``RETURNING`` the ids where the
-        database has it, else ``bulk_create``.
+        The rows' values go through :meth:`insert_queued_values`; one INSERT
+        per row where the database cannot return the ids of a multi-row one.
         """
         if not rows:
             return rows
         connection = connections[self.db]
         if not connection.features.can_return_rows_from_bulk_insert:
-            return list(analysis_model().objects.using(self.db).bulk_create(rows))
-        ops = connection.ops
-        attnames, sql = _insert_sql(connection, len(rows))
+            # One INSERT each: a multi-row one would not tell the ids here.
+            for row in rows:
+                row.save(force_insert=True, using=self.db)
+            return rows
+        attnames = _insert_sql(connection, 1)[0]
         now = timezone.now()
-        created = ops.adapt_datetimefield_value(now)
-        values: list[Any] = []
-        for row in rows:
-            row.created_at = now
-            for attname in attnames:
-                if attname == "params":
-                    values.append(ops.adapt_json_value(row.params, None))
-                elif attname == "created_at":
-                    values.append(created)
-                else:
-                    values.append(getattr(row, attname))
-        with connection.cursor() as cursor:
-            cursor.execute(sql, values)
-            ids = [pk for (pk,) in cursor.fetchall()]
+        ids = self.insert_queued_values(
+            [{name: getattr(row, name) for name in attnames} for row in rows], now=now
+        )
         for row, pk in zip(rows, ids, strict=True):
             row.pk = pk
+            row.created_at = now
             row._state.adding = False
             row._state.db = self.db
         return rows
+
+    def insert_queued_values(
+        self, rows: Sequence[dict[str, Any]], *, now: datetime | None = None
+    ) -> list[int]:
+        """Insert new analyses given as ``{attname: value}`` in one statement;
+        return their ids in order.
+
+        The save path's only statement of ours, built here (no model
+        instances, no queryset compiler): a field a row leaves out gets its
+        default, ``created_at`` is ``now``. ``INSERT … RETURNING`` the ids
+        where the database has it, else one INSERT per row.
+        """
+        if not rows:
+            return []
+        if now is None:
+            now = timezone.now()
+        connection = connections[self.db]
+        if not connection.features.can_return_rows_from_bulk_insert:
+            made: list[Any] = [self.model(**row) for row in rows]
+            return [row.pk for row in self.insert_queued(made)]
+        ops = connection.ops
+        attnames, sql = _insert_sql(connection, len(rows))
+        defaults, position = _queued_defaults(self.model, attnames)
+        params_at, created_at = position["params"], position["created_at"]
+        created = ops.adapt_datetimefield_value(now)
+        values: list[Any] = []
+        for row in rows:
+            one = defaults.copy()
+            for name, value in row.items():
+                one[position[name]] = value
+            one[params_at] = ops.adapt_json_value(one[params_at], None)
+            one[created_at] = created
+            values += one
+        with connection.cursor() as cursor:
+            cursor.execute(sql, values)
+            return [pk for (pk,) in cursor.fetchall()]
 
     def _claim_then_read(
         self, pk: int, *, task_id: str, statuses: list[str], same_task: bool

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.core.signals import setting_changed
 from django.db import connections, models
 from django.db.models.functions import Cast, Concat, Replace, Substr
 
@@ -80,6 +81,54 @@ def analysis_config(model: type[Model]) -> dict[str, list[AnalysisSpec]]:
     return {name: [_spec(a) for a in analyses] for name, analyses in items}
 
 
+@dataclass(frozen=True)
+class PlannedAnalysis:
+    """One configured analysis of a field as a save queues it: the type, the
+    params sent (site defaults filled in) and their digest."""
+
+    type: str
+    #: Shared by every save of the model: copy before changing it.
+    params: Mapping[str, Any]
+    params_hash: str
+
+
+#: Per model: file field → its planned analyses (see :func:`analysis_plan`).
+_PLANS: dict[type[Model], dict[str, tuple[PlannedAnalysis, ...]]] = {}
+
+
+def analysis_plan(model: type[Model]) -> dict[str, tuple[PlannedAnalysis, ...]]:
+    """:func:`analysis_config` with each analysis's effective params and
+    their digest, worked out once per model (a save reads it three times).
+
+    Forgotten when ``CLOUDINARY_ANALYSIS`` changes (Django's
+    ``setting_changed``), whose ``DEFAULT_ANALYSES`` and
+    ``REJECTION_QUESTIONS`` it depends on. Read-only: do not change it.
+    """
+    plan = _PLANS.get(model)
+    if plan is None:
+        from django_cloudinary_analysis.models import params_hash
+
+        plan = {}
+        for name, specs in analysis_config(model).items():
+            planned = []
+            for spec in specs:
+                params = effective_params(spec)
+                planned.append(PlannedAnalysis(spec.type, params, params_hash(params)))
+            plan[name] = tuple(planned)
+        _PLANS[model] = plan
+    return plan
+
+
+def _forget_plans(*, setting: str, **kwargs: Any) -> None:
+    from django_cloudinary_analysis.conf import SETTING_NAME
+
+    if setting == SETTING_NAME:
+        _PLANS.clear()
+
+
+setting_changed.connect(_forget_plans, dispatch_uid="cloudinary_analysis.plans")
+
+
 def analysis_owner(obj: Model) -> Any:
     """The uploader: ``obj.get_analysis_owner()``, else ``AnalysisMeta.owner_field``."""
     getter = getattr(obj, "get_analysis_owner", None)
@@ -127,7 +176,7 @@ def file_snapshot(instance: Model) -> dict[str, str]:
     loaded = instance.__dict__
     return {
         name: stored_name(getattr(instance, name))
-        for name in analysis_config(type(instance))
+        for name in analysis_plan(type(instance))
         if name in loaded
     }
 
@@ -136,8 +185,7 @@ def changed_fields(
     instance: Model, update_fields: Iterable[str] | None = None
 ) -> list[str]:
     """Configured file fields whose stored name is new since the object loaded."""
-    config = analysis_config(type(instance))
-    names = list(config)
+    names = list(analysis_plan(type(instance)))
     if update_fields is not None:
         names = [n for n in names if n in set(update_fields)]
     snapshot = getattr(instance, "_analysis_snapshot", None)

@@ -18,6 +18,7 @@ from django_cloudinary_analysis.mixins import (
     media_models,
 )
 from django_cloudinary_analysis.models import ModerationStatus
+from django_cloudinary_analysis.services.scheduling import queue_new_content
 
 DISPATCH_PREFIX = "cloudinary_analysis"
 
@@ -60,13 +61,11 @@ def after_save(
     **kw: Any,
 ) -> None:
     """Queue analyses of new files (enqueued when the transaction commits)."""
-    from django_cloudinary_analysis import services
-
     changed = getattr(instance, "_analysis_changed", [])
     instance._analysis_changed = []
     instance._analysis_write_status = False
     if changed and not raw:
-        services.content_changed(
+        queue_new_content(
             instance,
             changed,
             previous_status=instance._analysis_previous_status,

@@ -50,14 +50,12 @@ def enqueue_or_record(analysis_ids: Sequence[int], *, fan_out: bool = True) -> b
     ``recover_stuck`` (the periodic task or ``analyze_media --stuck``)
     queues them again.
     """
-    from kombu.exceptions import OperationalError
-
-    run_analysis = registered_task(RUN_ANALYSIS)
-
     try:
         enqueue(analysis_ids, fan_out=fan_out)
     except Exception as exc:
-        if run_analysis.app.conf.task_always_eager and not isinstance(
+        from kombu.exceptions import OperationalError
+
+        if registered_task(RUN_ANALYSIS).app.conf.task_always_eager and not isinstance(
             exc, OperationalError
         ):
             raise  # in-process, this is the task's own error, not the broker's
@@ -79,33 +77,54 @@ def enqueue_or_record(analysis_ids: Sequence[int], *, fan_out: bool = True) -> b
     return True
 
 
+def _publish_options(task: Any, args: tuple[Any, ...]) -> dict[str, Any]:
+    """The queue, and the arguments as the message shows them.
+
+    Celery writes ``argsrepr``/``kwargsrepr`` into every message with its
+    ``saferepr``, a pure-Python walk that costs a save more than the rest of
+    the message; ids and numbers need only ``repr`` (cut at Celery's size).
+    """
+    options: dict[str, Any] = {"argsrepr": repr(args), "kwargsrepr": "{}"}
+    limit = task.app.amqp.argsrepr_maxsize
+    if len(options["argsrepr"]) > limit:
+        options["argsrepr"] = options["argsrepr"][: limit - 3] + "..."
+    if app_settings.QUEUE:
+        options["queue"] = app_settings.QUEUE
+    return options
+
+
 def enqueue(analysis_ids: Iterable[int], *, fan_out: bool = True) -> None:
     """Send the analyses to the workers, one ``run_analysis`` task each.
 
     One task per analysis keeps retries and parallelism per analysis. From
     the web process (``fan_out``), several ids travel as one
     ``dispatch_analyses`` message that a worker fans out, so a save pays for
-    one publish whatever the number of analyses. Messages published together
-    share a producer and, where kombu can batch (5.7+, Redis), one round trip.
+    one publish whatever the number of analyses (run in-process, as every
+    task, when Celery is eager). Messages published together share a
+    producer and, where kombu can batch (5.7+, Redis), one round trip.
     """
-    run_analysis = registered_task(RUN_ANALYSIS)
-    dispatch_analyses = registered_task(DISPATCH_ANALYSES)
-
     ids = list(analysis_ids)
-    options = {"queue": app_settings.QUEUE} if app_settings.QUEUE else {}
-    eager = run_analysis.app.conf.task_always_eager
-    if fan_out and len(ids) > 1 and not eager:
-        dispatch_analyses.apply_async((ids,), **options)
+    if fan_out and len(ids) > 1:
+        dispatch_analyses = registered_task(DISPATCH_ANALYSES)
+        message: tuple[Any, ...] = (ids,)
+        dispatch_analyses.apply_async(
+            message, **_publish_options(dispatch_analyses, message)
+        )
         return
-    if eager:
+    run_analysis = registered_task(RUN_ANALYSIS)
+    if run_analysis.app.conf.task_always_eager:
         for analysis_id in ids:
-            run_analysis.apply_async((analysis_id,), **options)
+            args = (analysis_id,)
+            run_analysis.apply_async(args, **_publish_options(run_analysis, args))
         return
     with run_analysis.app.producer_or_acquire() as producer:
         batch = getattr(producer, "batch", None)
         with batch() if batch is not None else contextlib.nullcontext():
             for analysis_id in ids:
-                run_analysis.apply_async((analysis_id,), producer=producer, **options)
+                args = (analysis_id,)
+                run_analysis.apply_async(
+                    args, producer=producer, **_publish_options(run_analysis, args)
+                )
 
 
 def enqueue_poll(analysis_id: int, countdown: float | None = None) -> None:

@@ -3,36 +3,38 @@ recovery of lost messages."""
 
 from __future__ import annotations
 
+import copy
 import enum
+import functools
 import logging
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
+from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from django_cloudinary_analysis.backends.base import get_backend
-from django_cloudinary_analysis.conf import app_settings
+from django_cloudinary_analysis.conf import SETTING_NAME, app_settings
 from django_cloudinary_analysis.models import (
     Analysis,
     AnalysisStatus,
     MediaTag,
     ModerationDecision,
     ModerationStatus,
-    params_hash,
 )
 from django_cloudinary_analysis.options import (
-    analysis_config,
+    analysis_plan,
     content_type_for,
-    effective_params,
     stored_name,
 )
 from django_cloudinary_analysis.services.dispatch import enqueue_or_record, enqueue_poll
 from django_cloudinary_analysis.services.verdicts import _record_decision
 
 if TYPE_CHECKING:
+    from django.contrib.contenttypes.models import ContentType
     from django.db.models import Model
 
 logger = logging.getLogger(__name__)
@@ -93,24 +95,62 @@ def schedule_many(
     """Create queued Analysis rows for ``objs`` and enqueue them on commit.
 
     Runs a constant number of queries whatever the number of objects: one to
-    read what exists (skipped when ``new_content``), one ``bulk_create``.
+    read what exists (skipped when ``new_content``), one multi-row INSERT.
     A ``rerun`` that is not a :class:`Rerun` value raises ``ValueError``.
     """
-    rerun = Rerun(rerun)
+    rows = _planned_rows(objs, fields, types, Rerun(rerun), new_content)
+    if not rows:
+        return []
+    ct = content_type_for(type(objs[0]))
+    if dry_run:
+        return [_instance(row, ct) for row in rows]
+    now = timezone.now()
+    ids = _insert_and_enqueue(rows, now)
+    created = []
+    for row, pk in zip(rows, ids, strict=True):
+        analysis = _instance(row, ct, pk=pk, created_at=now)
+        analysis._state.adding = False
+        analysis._state.db = Analysis.objects.db
+        created.append(analysis)
+    return created
+
+
+def _instance(row: dict[str, Any], ct: ContentType, **extra: Any) -> Analysis:
+    values = {name: value for name, value in row.items() if name != "content_type_id"}
+    # The params are the model's plan, shared by its saves: a copy each.
+    values["params"] = copy.deepcopy(values["params"])
+    return Analysis(content_type=ct, **values, **extra)
+
+
+def _insert_and_enqueue(rows: list[dict[str, Any]], now: datetime) -> list[int]:
+    """Insert the queued rows; publish one message for them on commit."""
+    ids = Analysis.objects.insert_queued_values(rows, now=now)
+    transaction.on_commit(lambda: enqueue_or_record(ids))
+    return ids
+
+
+def _planned_rows(
+    objs: Sequence[Model],
+    fields: Iterable[str] | None,
+    types: Iterable[str] | None,
+    rerun: Rerun,
+    new_content: bool,
+) -> list[dict[str, Any]]:
+    """The values of each analysis to queue (``{attname: value}``)."""
     if not objs:
         return []
     model = type(objs[0])
-    config = analysis_config(model)
-    ct = content_type_for(model)
+    plan = analysis_plan(model)
+    ct_id = content_type_for(model).pk
     field_filter = set(fields) if fields is not None else None
     type_filter = set(types) if types is not None else None
-    backend_name = get_backend().name
+    backend_name = _backend_name()
 
     latest: dict[tuple[str, str, str, str, str], str] = {}
     if not new_content and rerun != Rerun.ALL:
-        rows = (
+        existing = (
             Analysis.objects.filter(
-                content_type=ct, object_id__in=[str(o.pk) for o in objs]
+                content_type_id=ct_id, object_id__in=[str(o.pk) for o in objs]
             )
             .exclude(status=AnalysisStatus.CANCELLED)
             .order_by("created_at", "pk")
@@ -123,25 +163,29 @@ def schedule_many(
                 "status",
             )
         )
-        for oid, fname, file_name, atype, phash, status in rows:
+        for oid, fname, file_name, atype, phash, status in existing:
             latest[(oid, fname, file_name, atype, phash)] = status  # newest wins
 
     unsuccessful = {AnalysisStatus.FAILED, AnalysisStatus.SKIPPED}
-    planned: list[Analysis] = []
+    allow_reuse = rerun != Rerun.ALL
+    rows: list[dict[str, Any]] = []
     for obj in objs:
         oid = str(obj.pk)
-        for field_name, specs in config.items():
+        for field_name, planned in plan.items():
             if field_filter is not None and field_name not in field_filter:
                 continue
             file_name = stored_name(getattr(obj, field_name, None))
             if not file_name:
                 continue
-            for spec in specs:
+            for spec in planned:
                 if type_filter is not None and spec.type not in type_filter:
                     continue
-                params = effective_params(spec)
-                phash = params_hash(params)
-                status = latest.get((oid, field_name, file_name, spec.type, phash))
+                if latest:
+                    status = latest.get(
+                        (oid, field_name, file_name, spec.type, spec.params_hash)
+                    )
+                else:
+                    status = None
                 if rerun == Rerun.MISSING and status is not None:
                     continue
                 if rerun == Rerun.FAILED and status not in unsuccessful:
@@ -152,25 +196,34 @@ def schedule_many(
                     and status not in unsuccessful
                 ):
                     continue
-                planned.append(
-                    Analysis(
-                        content_type=ct,
-                        object_id=oid,
-                        field_name=field_name,
-                        file_name=file_name,
-                        analysis_type=spec.type,
-                        params=params,
-                        params_hash=phash,
-                        backend=backend_name,
-                        allow_reuse=rerun != Rerun.ALL,
-                    )
+                rows.append(
+                    {
+                        "content_type_id": ct_id,
+                        "object_id": oid,
+                        "field_name": field_name,
+                        "file_name": file_name,
+                        "analysis_type": spec.type,
+                        "params": spec.params,
+                        "params_hash": spec.params_hash,
+                        "backend": backend_name,
+                        "allow_reuse": allow_reuse,
+                    }
                 )
-    if dry_run or not planned:
-        return planned
-    created = Analysis.objects.insert_queued(planned)
-    ids = [a.pk for a in created]
-    transaction.on_commit(lambda: enqueue_or_record(ids))
-    return created
+    return rows
+
+
+@functools.cache
+def _backend_name() -> str:
+    """The configured backend's name (built once per settings)."""
+    return get_backend().name
+
+
+def _forget_backend(*, setting: str, **kwargs: Any) -> None:
+    if setting == SETTING_NAME:
+        _backend_name.cache_clear()
+
+
+setting_changed.connect(_forget_backend, dispatch_uid="cloudinary_analysis.backend")
 
 
 def recover_stuck(
@@ -251,19 +304,42 @@ def content_changed(
     that save already wrote ``moderation_status = pending``. A new object has
     no verdict to reset, so nothing is recorded for it.
     """
-    if created:
-        return schedule_many([obj], fields=fields, new_content=True)
-    note = "new content in " + ", ".join(fields)
+    if not created:
+        _reset_verdict(obj, fields, previous_status, status_written)
+    return schedule_many([obj], fields=fields, new_content=True)
+
+
+def queue_new_content(
+    obj: Model,
+    fields: Sequence[str],
+    *,
+    previous_status: str,
+    status_written: bool,
+    created: bool = False,
+) -> int:
+    """:func:`content_changed` for the save receiver: the same rows, the
+    same message, no ``Analysis`` instances built; returns how many it queued.
+    """
+    if not created:
+        _reset_verdict(obj, fields, previous_status, status_written)
+    rows = _planned_rows([obj], fields, None, Rerun.UNSUCCESSFUL, True)
+    if rows:
+        _insert_and_enqueue(rows, timezone.now())
+    return len(rows)
+
+
+def _reset_verdict(
+    obj: Model, fields: Sequence[str], previous_status: str, status_written: bool
+) -> None:
     _record_decision(
         obj,
         ModerationStatus.PENDING,
         previous=previous_status,
         decided_by_kind=ModerationDecision.DecidedByKind.SYSTEM,
         reasons=[{"rule": "content_changed", "fields": list(fields)}],
-        note=note,
+        note="new content in " + ", ".join(fields),
         write_status=not status_written,
     )
-    return schedule_many([obj], fields=fields, new_content=True)
 
 
 def forget(obj: Model) -> None:
