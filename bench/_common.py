@@ -357,6 +357,13 @@ def tree_cpu_seconds(roots: dict[str, int | None]) -> dict[str, float]:
     return totals
 
 
+def own_cpu_seconds(pid: int | None) -> float:
+    """Return the CPU seconds of process ``pid`` alone (its living children
+    not counted), 0 when it is gone."""
+    entry = _proc_table().get(pid or -1)
+    return entry[1] if entry else 0.0
+
+
 def enqueue_batched(analysis_ids: Sequence[int]) -> None:
     """Publish one task message per id, batched: what a worker's fan-out does.
 

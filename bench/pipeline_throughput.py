@@ -1,20 +1,36 @@
 """Pipeline throughput: analyses/s through real Redis and a real Celery worker.
 
-Run: ``.venv/bin/python bench/pipeline_throughput.py [--quick] [-n N]``
+Run: ``.venv/bin/python bench/pipeline_throughput.py [--quick] [-n N]
+[--sides ours,fanout,hand,serial,overlap,batch] [--only-0ms] [--profile DIR]
+[--quiet-task-logs]``
 
 N analyses (``benchapp.MediaPhoto``: N/2 objects × ``google_tagging`` and
 ``ai_vision_moderation``, each object its own small PNG so nothing is
-reused) are queued in a real ``redis-server``; then a ``celery worker``
-(prefork, concurrency 8) starts and runs them against the fake Analyze API
-in its own process, on PostgreSQL (eight processes writing at once; SQLite
-would serialise them). Throughput is N over the time from the first claim
-(``started_at``) to the last result (``finished_at``).
+reused) are queued in a real ``redis-server``, one ``dispatch_analyses``
+message per save as uploads publish them; then a ``celery worker`` (prefork,
+concurrency 8, ``-l info``, the app's logger at INFO, ``CELERY_DB_REUSE_MAX``)
+starts and runs them against the fake Analyze API in its own process, on
+PostgreSQL (eight processes writing at once; SQLite would serialise them).
+Throughput is N over the time from the first claim (``started_at``) to the
+last result (``finished_at``).
+
+Sides (``SIDES``), each its own worker run with the same settings: ``ours``
+(the app: the dispatch task runs a save's first analysis and fans the other
+out), ``fanout`` (every analysis its own task: the worker before issue 13),
+``hand`` (``bench/benchapp/handwritten.py``: one plain task per analysis,
+the reference), and on request ``serial`` (a save's analyses one after the
+other in one task), ``overlap`` (a measuring prototype: a save's API calls
+overlapping in threads, ``bench/benchapp/overlap.py``) and ``batch`` (one
+message per 500 objects, as a backfill publishes). *CPU per analysis* is each
+process tree's CPU time over the run divided by N: it does not depend on
+the load of this shared machine, unlike the rates.
 
 At 50 ms of API latency the limit is concurrency ÷ latency = 160/s; the
-target is ≥ 0.9 of it. At 0 ms the run shows the pure overhead per analysis,
-split with the worker's own timings (Celery's "succeeded in", the backend's
-"done in" debug line) into API call, our code and the database, and the
-broker; the same pieces are also timed alone in one process.
+target is ≥ 0.9 of it. At 0 ms the runs show the pure overhead per analysis;
+one more run of ours at 0 ms with the app's logger at DEBUG splits it with
+the worker's own timings (Celery's "succeeded in", the backend's "done in")
+into API call, our code and the database, and the broker; the same pieces
+are also timed alone in one process.
 
 ``main(argv)`` returns the numbers as a dict for ``bench/run_all.py``.
 """
@@ -41,11 +57,31 @@ LATENCIES_MS = (50, 0)
 TARGET_FRACTION = 0.9
 TYPES = ("google_tagging", "ai_vision_moderation")
 UNFINISHED = ("queued", "running", "retrying", "waiting")
+#: What runs by default: ours (one message per save, as uploads publish
+#: them, which the worker runs in one task), ``fanout`` (the same messages,
+#: each fanned out as one task per analysis: the worker before issue 13) and
+#: the hand-written task. ``batch``: ours, one message per 500 objects, as a
+#: backfill publishes them.
+SIDES = ("ours", "fanout", "hand")
+#: How many of a save's analyses the dispatch task runs itself, per side
+#: (``tasks.RUN_IN_TASK``; ours: the app's default).
+RUN_IN_TASK = {"fanout": 0, "serial": 2}
+SIDE_NAMES = {
+    "ours": "ours, one message per save",
+    "fanout": "ours, one message per save fanned out (before)",
+    "overlap": "ours, a save's API calls overlapping (prototype)",
+    "serial": "ours, a save's analyses one after another in one task",
+    "batch": "ours, one message per 500 objects",
+    "hand": "hand-written task",
+    "split": "ours, app logging at DEBUG",
+}
+ALL_SIDES = ("ours", "fanout", "hand", "batch", "overlap", "serial")
 #: Messages per enqueue call when comparing one-by-one and batched publishing.
 BULK = 100
 
 TASK_DONE = re.compile(
-    r"Task cloudinary_analysis\.run_analysis\[[^\]]+\] succeeded in ([0-9.]+)s"
+    r"Task cloudinary_analysis\.(?:run|dispatch)_analys[ie]s\[[^\]]+\] "
+    r"succeeded in ([0-9.]+)s"
 )
 API_DONE = re.compile(r"cloudinary (\w+) done in ([0-9.]+) ms")
 
@@ -57,7 +93,7 @@ def _prepare(objects: int) -> dict[str, Any]:
     """Create the objects and their files (no analysis is scheduled)."""
     from django.conf import settings
 
-    from bench.benchapp.models import MediaPhoto
+    from bench.benchapp.models import HandPhoto, MediaPhoto
     from tests.support.images import png_bytes
 
     _common.migrate()
@@ -70,6 +106,11 @@ def _prepare(objects: int) -> dict[str, Any]:
         rows.append(MediaPhoto(title=f"photo {i}", image=name))
     # bulk_create sends no signals: nothing is analysed yet.
     MediaPhoto.objects.bulk_create(rows, batch_size=1000)
+    # The hand-written side: one object per analysis, the same files.
+    HandPhoto.objects.bulk_create(
+        [HandPhoto(title=row.title, image=row.image.name) for row in rows * 2],
+        batch_size=1000,
+    )
     return {"objects": MediaPhoto.objects.count()}
 
 
@@ -96,8 +137,13 @@ def _clear_rows() -> None:
         qs._raw_delete(qs.db)
 
 
-def _schedule(objects: int) -> dict[str, Any]:
-    """Queue one analysis per object and type (published on commit)."""
+def _schedule(objects: int, per_save: bool = True) -> dict[str, Any]:
+    """Queue one analysis per object and type (published on commit).
+
+    ``per_save``: one transaction, hence one message, per object, as uploads
+    publish them; else batches of 500 objects (one message of 1000 ids each,
+    as a backfill publishes them).
+    """
     from django.db import transaction
 
     from bench.benchapp.models import MediaPhoto
@@ -107,10 +153,26 @@ def _schedule(objects: int) -> dict[str, Any]:
     objs = list(MediaPhoto.objects.order_by("pk")[:objects])
     started = time.perf_counter()
     queued = 0
-    for i in range(0, len(objs), 500):
+    size = 1 if per_save else 500
+    for i in range(0, len(objs), size):
         with transaction.atomic():
-            queued += len(services.schedule_many(objs[i : i + 500], new_content=True))
+            queued += len(services.schedule_many(objs[i : i + size], new_content=True))
     return {"queued": queued, "seconds": time.perf_counter() - started}
+
+
+def _schedule_hand(objects: int) -> dict[str, Any]:
+    """Queue the hand-written task for ``objects`` photos, one message each
+    (what its on-commit receiver publishes per save)."""
+    from bench.benchapp.handwritten import analyze_photo
+    from bench.benchapp.models import HandPhoto
+
+    HandPhoto.objects.update(analysis=None)
+    pks = list(HandPhoto.objects.order_by("pk").values_list("pk", flat=True))
+    pks = pks[:objects]
+    started = time.perf_counter()
+    for pk in pks:
+        analyze_photo.delay(pk)
+    return {"queued": len(pks), "seconds": time.perf_counter() - started}
 
 
 def _pieces(calls: int) -> dict[str, Any]:
@@ -204,26 +266,50 @@ def _specs(model: Any) -> list[Any]:
 # -- parent -----------------------------------------------------------------------
 
 
-def _wait_finished(dsn: str, expect: int, timeout: float, worker: Any) -> None:
+#: Finished analyses, per side: ours by status, the hand-written by its JSON.
+DONE_SQL = {
+    "ours": "SELECT count(*) FILTER (WHERE status <> ALL(%s)) "
+    "FROM cloudinary_analysis_analysis",
+    "hand": "SELECT count(*) FROM benchapp_handphoto WHERE analysis IS NOT NULL",
+}
+#: Seconds between two looks at the database while a run goes on.
+POLL = 0.05
+
+
+def _wait_finished(
+    dsn: str, side: str, expect: int, timeout: float, worker: Any
+) -> dict[str, float]:
+    """Wait until ``expect`` analyses are done; return when the first and the
+    last were seen done (``time.time()``), the same way for both sides."""
     import psycopg
 
     deadline = time.monotonic() + timeout
+    params = None if side == "hand" else (list(UNFINISHED),)
+    first: tuple[float, int] | None = None
     with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
-            total, unfinished = conn.execute(
-                "SELECT count(*), count(*) FILTER (WHERE status = ANY(%s)) "
-                "FROM cloudinary_analysis_analysis",
-                (list(UNFINISHED),),
-            ).fetchone()
-            if total >= expect and not unfinished:
-                return
+            (done,) = conn.execute(DONE_SQL[_kind(side)], params).fetchone()
+            now = time.time()
+            if done and first is None:
+                first = (now, done)
+            if done >= expect:
+                assert first is not None
+                return {
+                    "first_seen": first[0],
+                    "first_done": first[1],
+                    "last_seen": now,
+                }
             if not worker.is_alive():
                 raise RuntimeError("the worker died:\n" + worker.log_text()[-3000:])
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"{unfinished} of {total} analyses unfinished after {timeout} s"
+                    f"{expect - done} of {expect} analyses unfinished after {timeout} s"
                 )
-            time.sleep(0.25)
+            time.sleep(POLL)
+
+
+def _kind(side: str) -> str:
+    return "hand" if side == "hand" else "ours"
 
 
 def _run_stats(dsn: str) -> dict[str, Any]:
@@ -255,15 +341,15 @@ def _run_stats(dsn: str) -> dict[str, Any]:
         }
 
 
-def _log_split(text: str) -> dict[str, Any]:
+def _log_split(text: str, analyses: int) -> dict[str, Any]:
+    """Task and API time per analysis from the worker's log (a dispatch task
+    may run a save's analyses itself, so the totals are divided by them)."""
     task = [float(s) for s in TASK_DONE.findall(text)]
     api = [float(ms) / 1000 for _kind, ms in API_DONE.findall(text)]
     return {
         "tasks_logged": len(task),
-        "task_median": median(task),
-        "task_mean": sum(task) / len(task) if task else 0.0,
-        "api_median": median(api),
-        "api_mean": sum(api) / len(api) if api else 0.0,
+        "task_mean": sum(task) / analyses,
+        "api_mean": sum(api) / analyses,
     }
 
 
@@ -274,74 +360,136 @@ def _one_run(
     dsn: str,
     services: dict[str, Any],
     log_dir: Path,
+    side: str = "ours",
+    profile: Path | None = None,
+    label: str = "",
+    loglevel: str = "info",
 ) -> dict[str, Any]:
+    """One worker run of ``side`` (see ``SIDES``)."""
     from tests.support.servers import CeleryWorker
+
+    label = label or f"{side}-{latency_ms}ms"
 
     fake = services["fake_api"]
     fake.control.reset()
     if latency_ms:
         fake.control.add_fault("latency", latency_ms=latency_ms)
-    scheduled = _common.run_child(
-        __file__, {"step": "schedule", "objects": n // 2}, env
-    )
+    if side == "hand":
+        scheduled = _common.run_child(
+            __file__, {"step": "schedule_hand", "objects": n}, env
+        )
+    else:
+        scheduled = _common.run_child(
+            __file__,
+            {"step": "schedule", "objects": n // 2, "per_save": side != "batch"},
+            env,
+        )
+    if side in RUN_IN_TASK:
+        env = {**env, "DCA_BENCH_RUN_IN_TASK": str(RUN_IN_TASK[side])}
+    if side == "overlap":
+        env = {**env, "DCA_BENCH_OVERLAP": "1"}
     worker = CeleryWorker(
         env=env,
         app="tests.celery_app",
         pool="prefork",
         concurrency=CONCURRENCY,
-        loglevel="info",
-        hostname=f"bench-{latency_ms}ms-{os.getpid()}@%h",
-        log_path=log_dir / f"worker-{latency_ms}ms.log",
+        loglevel=loglevel,
+        hostname=f"bench-{label}-{os.getpid()}@%h",
+        log_path=log_dir / f"worker-{label}.log",
     )
     worker.start()
+    spy = _start_profile(worker.pid, profile, label)
     ready = time.time()
     roots = {name: service.process.pid for name, service in services.items()}
     roots["worker"] = worker.pid
     cpu_before = _common.tree_cpu_seconds(roots)
+    main_before = _common.own_cpu_seconds(worker.pid)
     busy_before, clock_before = _common.machine_busy_seconds(), time.monotonic()
     try:
-        _wait_finished(dsn, scheduled["queued"], max(180.0, n / 5), worker)
+        seen = _wait_finished(dsn, side, scheduled["queued"], max(180.0, n / 5), worker)
         cpu_after = _common.tree_cpu_seconds(roots)
+        main_after = _common.own_cpu_seconds(worker.pid)
         busy = (_common.machine_busy_seconds() - busy_before) / (
             time.monotonic() - clock_before
         )
     finally:
+        _stop_profile(spy)
         worker.stop()
     done = time.time()
-    cpu = {
-        name: (cpu_after[name] - cpu_before[name]) / scheduled["queued"]
-        for name in roots
-    }
-    stats = _run_stats(dsn)
+    queued = scheduled["queued"]
+    cpu = {name: (cpu_after[name] - cpu_before[name]) / queued for name in roots}
     api_stats = fake.control.stats()
-    span = stats["last_finish"] - stats["first_start"]
-    split = _log_split(worker.log_text())
-    slot = CONCURRENCY * span / scheduled["queued"]
-    return {
+    # Polled the same way for both sides (the hand-written rows keep no times).
+    polled = (queued - seen["first_done"]) / max(
+        seen["last_seen"] - seen["first_seen"], POLL
+    )
+    run: dict[str, Any] = {
+        "side": side,
         "latency_ms": latency_ms,
-        "queued": scheduled["queued"],
+        "queued": queued,
         "schedule_seconds": scheduled["seconds"],
-        "span_seconds": span,
-        "rate": scheduled["queued"] / span,
+        "polled_rate": polled,
         "ready_to_done_seconds": done - ready,
-        "statuses": stats["statuses"],
-        "mean_attempts": stats["mean_attempts"],
-        "tags": stats["tags"],
-        "decisions": stats["decisions"],
         "api_requests": api_stats["requests"],
         "api_billable": api_stats["billable_calls"],
         "cpu_per_analysis": cpu,
-        # How much of the machine the pipeline got: it shares it with others.
-        "cpus_used": sum(cpu.values()) * scheduled["queued"] / span,
-        # How busy the whole machine was meanwhile (CPUs, ours included).
+        # The worker's main process (broker, acks, handing tasks to the pool).
+        "worker_main_cpu_per_analysis": (main_after - main_before) / queued,
         "machine_cpus_busy": busy,
-        "split": {
-            **split,
-            "slot": slot,
-            "ours_and_db": max(split["task_mean"] - split["api_mean"], 0.0),
-            "broker_and_worker": max(slot - split["task_mean"], 0.0),
-        },
     }
+    if side == "hand":
+        run.update(
+            rate=polled,
+            span_seconds=queued / polled,
+            statuses={"succeeded": queued},
+        )
+    else:
+        stats = _run_stats(dsn)
+        span = stats["last_finish"] - stats["first_start"]
+        split = _log_split(worker.log_text(), queued)
+        slot = CONCURRENCY * span / queued
+        run.update(
+            rate=queued / span,
+            span_seconds=span,
+            statuses=stats["statuses"],
+            mean_attempts=stats["mean_attempts"],
+            tags=stats["tags"],
+            decisions=stats["decisions"],
+            split={
+                **split,
+                "slot": slot,
+                "ours_and_db": max(split["task_mean"] - split["api_mean"], 0.0),
+                "broker_and_worker": max(slot - split["task_mean"], 0.0),
+            },
+        )
+    # How much of the machine the pipeline got: it shares it with others.
+    run["cpus_used"] = sum(cpu.values()) * queued / run["span_seconds"]
+    return run
+
+
+def _start_profile(pid: int | None, folder: Path | None, name: str) -> Any:
+    """py-spy on the worker and its pool (``--profile``), or None."""
+    import shutil
+    import subprocess
+
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if folder is None or pid is None or not Path(spy).exists():
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [spy, "record", "--pid", str(pid), "--subprocesses", "--rate", "250",
+         "--format", "raw", "--output", str(folder / f"{name}.txt")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _stop_profile(spy: Any) -> None:
+    import signal
+
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(timeout=60)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -352,12 +500,35 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("-n", type=int, help="analyses at 50 ms (default 2000)")
     parser.add_argument("--n0", type=int, help="analyses at 0 ms (default 600)")
     parser.add_argument("--calls", type=int, help="calls per piece timed alone")
+    parser.add_argument(
+        "--sides",
+        default=",".join(SIDES),
+        help=f"comma-separated, of {', '.join(ALL_SIDES)} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--only-0ms", action="store_true", help="skip the runs at 50 ms"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy the workers at 0 ms into this folder"
+    )
+    parser.add_argument(
+        "--worker-loglevel", default="info", help="celery worker -l (%(default)s)"
+    )
+    parser.add_argument(
+        "--quiet-task-logs",
+        action="store_true",
+        help="Celery's per-task INFO lines off (README: workers in production)",
+    )
     args = parser.parse_args(argv)
     n = args.n or (400 if args.quick else 2000)
     # At 0 ms the run measures CPU per analysis, which needs fewer of them.
     n0 = args.n0 or (200 if args.quick else 600)
     n, n0 = n + n % 2, n0 + n0 % 2
     calls = args.calls or (60 if args.quick else 120)
+    sides = [side for side in args.sides.split(",") if side]
+    unknown = set(sides) - set(ALL_SIDES)
+    if unknown or "ours" not in sides:
+        parser.error(f"--sides needs ours, and knows {', '.join(ALL_SIDES)}")
 
     info = _common.machine()
     svc = _common.services()
@@ -373,64 +544,90 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         media_root=svc.media_root("pipeline"),
         broker_url=services["redis"].url,
         api_url=services["fake_api"].base_url,
-        # The backend's per-call "done in" line splits the worker's time.
-        DCA_BENCH_LOG_LEVEL="DEBUG",
+        # Production-like logging: the worker and the app's logger at INFO.
+        DCA_BENCH_LOG_LEVEL="INFO",
         # Keep database connections across tasks: by default Celery's Django
         # fixup closes them around every task (see bench/settings.py).
         DCA_BENCH_DB_REUSE_MAX="1000",
     )
+    if args.quiet_task_logs:
+        env["DCA_BENCH_QUIET_TASKS"] = "1"
+    # The split run reads the backend's per-call "done in" DEBUG lines and
+    # Celery's per-task "succeeded in" lines.
+    debug_env = {**env, "DCA_BENCH_LOG_LEVEL": "DEBUG"}
+    debug_env.pop("DCA_BENCH_QUIET_TASKS", None)
     log_dir = svc.root / "pipeline-logs"
     log_dir.mkdir(exist_ok=True)
     _common.log(
         f"{TITLE}: N = {n} at {LATENCIES_MS[0]} ms and {n0} at 0 ms, "
-        f"concurrency {CONCURRENCY}, PostgreSQL"
+        f"concurrency {CONCURRENCY}, PostgreSQL, sides {', '.join(sides)}"
     )
     _common.run_child(__file__, {"step": "prepare", "objects": max(n, n0) // 2}, env)
-    runs = []
+    runs: dict[str, dict[str, Any]] = {}
+    plan: list[tuple[str, int, int, dict[str, str]]] = []
     for latency, size in zip(LATENCIES_MS, (n, n0), strict=True):
-        run = _one_run(latency, size, env, dsn, services, log_dir)
-        runs.append(run)
+        if latency and args.only_0ms:
+            continue
+        # Alternate the order, so a change of load falls on both sides alike.
+        order = sides if latency else sides[::-1]
+        plan += [(side, latency, size, env) for side in order]
+    plan.append(("split", 0, n0, debug_env))
+    for side, latency, size, run_env in plan:
+        run = _one_run(
+            latency,
+            size,
+            run_env,
+            dsn,
+            services,
+            log_dir,
+            side="ours" if side == "split" else side,
+            profile=args.profile if latency == 0 else None,
+            label=f"{side}-{latency}ms",
+            # The split reads Celery's INFO "succeeded in" lines.
+            loglevel="info" if side == "split" else args.worker_loglevel,
+        )
+        runs[f"{side}@{latency}"] = run
+        cpu = run["cpu_per_analysis"]
         _common.log(
-            f"  {latency} ms: {run['rate']:.1f} analyses/s "
-            f"({run['queued']} in {run['span_seconds']:.1f} s)"
+            f"  {side} at {latency} ms: {run['rate']:.1f} analyses/s "
+            f"({run['queued']} in {run['span_seconds']:.1f} s), CPU ms per "
+            "analysis "
+            + " + ".join(f"{k} {v * 1000:.2f}" for k, v in cpu.items())
+            + f" = {sum(cpu.values()) * 1000:.2f} (worker main "
+            f"{run['worker_main_cpu_per_analysis'] * 1000:.2f}); machine busy "
+            f"{run['machine_cpus_busy']:.2f}"
         )
     pieces = _common.run_child(__file__, {"step": "pieces", "calls": calls}, env)
     load_after = round(os.getloadavg()[0], 2)
 
     limit = CONCURRENCY / (LATENCIES_MS[0] / 1000)
-    at50, at0 = runs
-    fraction = at50["rate"] / limit
     cpus = info["cpus"] or 1
-    cpu_total = sum(at0["cpu_per_analysis"].values())
-    figures = [
-        Figure(
-            f"throughput at {LATENCIES_MS[0]} ms latency (N = {n})",
-            at50["rate"],
-            f"{at50['rate']:.1f} analyses/s = {fraction:.2f} of the {limit:.0f}/s "
-            "limit",
-            f"≥ {TARGET_FRACTION} of the limit",
-            fraction >= TARGET_FRACTION,
-        ),
-        Figure(
-            f"throughput at 0 ms latency (N = {n0})",
-            at0["rate"],
-            f"{at0['rate']:.1f} analyses/s",
-        ),
-        Figure(
-            "0 ms: CPU per analysis, all processes",
-            cpu_total,
-            f"{cpu_total * 1000:.1f} ms ("
-            + ", ".join(
-                f"{name} {value * 1000:.1f}"
-                for name, value in at0["cpu_per_analysis"].items()
+    figures = []
+    for key, run in runs.items():
+        side, latency = key.split("@")
+        cpu = run["cpu_per_analysis"]
+        total = sum(cpu.values())
+        fraction = run["rate"] / limit if int(latency) else None
+        figures.append(
+            Figure(
+                f"{SIDE_NAMES[side]} at {latency} ms (N = {run['queued']})",
+                run["rate"],
+                f"{run['rate']:.1f} analyses/s"
+                + (f" = {fraction:.2f} of the {limit:.0f}/s limit" if fraction else "")
+                + f"; CPU {total * 1000:.1f} ms per analysis ("
+                + ", ".join(f"{k} {v * 1000:.1f}" for k, v in cpu.items())
+                + f") → at most {cpus / total:.0f}/s on {cpus} CPUs",
+                f"≥ {TARGET_FRACTION} of the limit" if key == "ours@50" else "",
+                fraction >= TARGET_FRACTION if fraction and key == "ours@50" else None,
             )
-            + f") → at most {cpus / cpu_total:.0f}/s on {cpus} CPUs",
-        ),
-    ]
-    split = at0["split"]
+        )
+    at50, at0 = runs.get("ours@50"), runs["ours@0"]
+    fraction = at50["rate"] / limit if at50 else None
+    cpu_total = sum(at0["cpu_per_analysis"].values())
+    split = runs["split@0"]["split"]
     figures.append(
         Figure(
-            "0 ms: worker process time per analysis",
+            "0 ms, app at DEBUG: worker process time per analysis",
             split["slot"],
             f"{split['slot'] * 1000:.1f} ms = API call "
             f"{split['api_mean'] * 1000:.1f} + our code and DB "
@@ -466,7 +663,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "runs": runs,
         "pieces": pieces,
         "figures": _common.figures_dicts(figures),
-        "targets_met": {figures[0].name: figures[0].met},
+        "targets_met": {f.name: f.met for f in figures if f.met is not None},
     }
     _common.print_figures(TITLE, figures)
     return result
@@ -474,9 +671,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def render(result: dict[str, Any]) -> str:
     """Render the results as the Markdown section of docs/benchmarks.md."""
-    at0 = result["runs"][1]
+    runs = result["runs"]
     pieces = result["pieces"]
-    split = at0["split"]
+    split = runs["split@0"]["split"]
     cpus = result["machine"]["cpus"] or 1
     lines = [
         SECTION,
@@ -486,61 +683,63 @@ def render(result: dict[str, Any]) -> str:
         "",
         "`benchapp.MediaPhoto` objects (`google_tagging` and "
         "`ai_vision_moderation`, one distinct PNG each, so nothing is reused) "
-        "get their analyses queued in a real `redis-server`; then a Celery "
-        f"worker starts ({result['pool']}, concurrency {result['concurrency']}, "
-        "persistent database connections) and runs them with the Cloudinary "
-        "backend against the fake Analyze API (its own process), on "
-        "**PostgreSQL 15** (eight writers; SQLite would serialise them). "
-        "Rate = analyses ÷ (last `finished_at` − first `started_at`). The "
-        "worker logs at INFO and the app's logger at DEBUG in both runs (the "
-        "split below reads those lines). *CPU per analysis* is the CPU time of "
-        "each process tree during the run (from `/proc`) divided by the "
-        "analyses: it does not depend on what else the machine runs.",
+        "get their analyses queued in a real `redis-server`, one message per "
+        "save as uploads publish them; then a Celery worker starts "
+        f"({result['pool']}, concurrency {result['concurrency']}, "
+        "`CELERY_DB_REUSE_MAX = 1000`, `-l info` and the app's logger at INFO) "
+        "and runs them with the Cloudinary backend against the fake Analyze API "
+        "(its own process), on **PostgreSQL 15** (eight writers; SQLite would "
+        "serialise them). Rate = analyses ÷ (last `finished_at` − first "
+        "`started_at`); the hand-written task "
+        "(`bench/benchapp/handwritten.py`: one `HandPhoto` per analysis, "
+        "`analyze_photo.delay(pk)` per save, the same worker and settings) "
+        "keeps no times, so its rate is read by polling the database every "
+        f"{POLL * 1000:.0f} ms. *CPU per analysis* is the CPU time of each "
+        "process tree during the run (from `/proc`) divided by the analyses: "
+        "it does not depend on what else the machine runs; *worker main* is "
+        "the worker's main process alone (broker, acknowledgements, handing "
+        "tasks to the pool), part of *worker*.",
         "",
-        "| API latency | N | analyses/s | limit | fraction (target ≥ "
-        f"{TARGET_FRACTION}) | met | succeeded | API calls | CPU ms per analysis "
-        "(worker + PostgreSQL + fake API + Redis) | CPUs used (machine busy) |",
-        "|---|---:|---:|---:|---:|---|---:|---:|---|---:|",
+        "| side | API latency | N | analyses/s | fraction of the limit (target ≥ "
+        f"{TARGET_FRACTION}) | CPU ms per analysis = worker (main) + PostgreSQL "
+        "+ fake API + Redis | at most /s on "
+        f"{cpus} CPUs | CPUs used (machine busy) |",
+        "|---|---|---:|---:|---:|---|---:|---:|",
     ]
-    for run in result["runs"]:
+    for key, run in runs.items():
+        side = key.split("@")[0]
         latency = run["latency_ms"]
         limit = result["concurrency"] / (latency / 1000) if latency else None
+        shown = "–"
         if limit:
             fraction = run["rate"] / limit
-            shown = f"{limit:.0f}/s | {fraction:.2f} | " + (
-                "yes" if fraction >= TARGET_FRACTION else "**no**"
-            )
-        else:
-            shown = "– | – | –"
+            met = fraction >= TARGET_FRACTION
+            shown = f"{fraction:.2f}" + ("" if met else " **(no)**")
         cpu = run["cpu_per_analysis"]
+        total = sum(cpu.values())
         lines.append(
-            f"| {latency} ms | {run['queued']} | {run['rate']:.1f} | {shown} "
-            f"| {run['statuses'].get('succeeded', 0)} | {run['api_billable']} "
-            f"| {sum(cpu.values()) * 1000:.1f} = {cpu['worker'] * 1000:.1f} + "
+            f"| {SIDE_NAMES[side]} | {latency} ms | {run['queued']} "
+            f"| {run['rate']:.1f} | {shown} | {total * 1000:.1f} = "
+            f"{cpu['worker'] * 1000:.1f} "
+            f"({run['worker_main_cpu_per_analysis'] * 1000:.1f}) + "
             f"{cpu['postgres'] * 1000:.1f} + {cpu['fake_api'] * 1000:.1f} + "
-            f"{cpu['redis'] * 1000:.1f} | {run.get('cpus_used', 0):.2f} "
-            f"({run.get('machine_cpus_busy', 0):.2f}) |"
+            f"{cpu['redis'] * 1000:.1f} | {cpus / total:.0f} "
+            f"| {run['cpus_used']:.2f} ({run['machine_cpus_busy']:.2f}) |"
         )
-    cpu_total = result["cpu_per_analysis_0ms"]
     queries = pieces["run"]["queries"]
     lines += [
         "",
-        f"At 0 ms the pipeline needs {cpu_total * 1000:.1f} ms of CPU per "
-        f"analysis across all processes, so {cpus} CPUs to itself could run at "
-        f"most {cpus / cpu_total:.0f} analyses/s; 160/s would need "
-        f"{160 * cpu_total:.1f} CPUs.",
-        "",
         "Where a worker process's time goes at 0 ms, per analysis, from the "
-        "worker's own log lines (8 processes share the CPUs, so these include "
-        "waiting for one):",
+        "worker's own log lines (the split run: the app's logger at DEBUG for "
+        "the backend's *done in* lines; 8 processes share the CPUs, so these "
+        "include waiting for one):",
         "",
         "| piece | ms per analysis |",
         "|---|---:|",
         f"| worker process time (8 × span ÷ N) | {split['slot'] * 1000:.1f} |",
-        f"| task runtime (Celery's *succeeded in*, mean) | "
+        "| task runtime (Celery's *succeeded in*, summed over the tasks) | "
         f"{split['task_mean'] * 1000:.1f} |",
-        f"| — API call (the backend's *done in*, mean) | "
-        f"{split['api_mean'] * 1000:.1f} |",
+        f"| — API call (the backend's *done in*) | {split['api_mean'] * 1000:.1f} |",
         f"| — our code and the database (the rest of the task) | "
         f"{split['ours_and_db'] * 1000:.1f} |",
         f"| broker and worker overhead (outside the task) | "
@@ -578,60 +777,83 @@ def _bulk_rows(pieces: dict[str, Any]) -> list[str]:
     ]
 
 
+def _cpu_ms(result: dict[str, Any], key: str) -> float | None:
+    run = result["runs"].get(key)
+    return sum(run["cpu_per_analysis"].values()) * 1000 if run else None
+
+
 def _notes(result: dict[str, Any]) -> list[str]:
-    """Explain a missed target: where the CPU goes and what could change."""
-    if result["fraction"] >= TARGET_FRACTION:
-        return []
-    at50, at0 = result["runs"]
-    pieces = result["pieces"]
+    """What the sides say: Celery's own cost, the fan-out, the reference."""
+    runs = result["runs"]
     cpus = result["machine"]["cpus"] or 1
-    cpu = at0["cpu_per_analysis"]
-    total = sum(cpu.values())
-    queries = round(median(pieces["run"]["queries"]))
-    return [
-        "**Why the target is missed: CPU, not latency.** The pipeline is "
-        f"CPU-bound long before the latency limit: {total * 1000:.0f} ms of CPU "
-        f"per analysis (worker {cpu['worker'] * 1000:.0f}, PostgreSQL "
-        f"{cpu['postgres'] * 1000:.0f}) caps {cpus} CPUs at "
-        f"~{cpus / total:.0f} analyses/s; during the 50 ms run the pipeline's "
-        f"processes used {at50.get('cpus_used', 0):.1f} CPUs while the machine "
-        f"had {at50.get('machine_cpus_busy', 0):.1f} of its {cpus} busy (the "
-        "difference is other jobs on this shared machine). 160/s would need "
-        f"about {160 * total:.0f} CPUs. In the worker, "
-        f"`services.run` alone costs {pieces['run']['cpu'] * 1000:.0f} ms of CPU "
-        f"for {queries} queries (timed alone above): Django's ORM and psycopg "
-        "spend roughly a millisecond of CPU per query on this machine. The API "
-        f"call is ~{pieces['api']['cpu'] * 1000:.1f} ms of CPU; Celery's own "
-        "work per task (receive, ack, prefork IPC, the tracer) is most of the "
-        "rest.",
-        "",
-        "**Found while profiling (py-spy on the worker):** Celery 5.7's Django "
-        "fixup closes every database connection before and after each task "
-        "unless `CELERY_DB_REUSE_MAX` is set — `CONN_MAX_AGE` makes no "
-        "difference — so each analysis reconnected and PostgreSQL forked a new "
-        "backend for it. With `CELERY_DB_REUSE_MAX = 1000` in the benchmark "
-        "worker's settings (`bench/settings.py`) PostgreSQL's CPU per analysis "
-        "fell from ~24 ms to ~8 ms and the 50 ms throughput of a quick run "
-        "from 20 to 47 analyses/s. Sites running the worker on PostgreSQL "
-        "should set it too (worth a line in the deployment docs).",
-        "",
-        "Issue 13 made `services.run` lean (see the lean pipeline section): "
-        "the claim returns the row, the quota state comes from the cache, the "
-        "election of the sender is one UPDATE, a run without a verdict to "
-        "decide ends without a transaction, and the verdict is re-decided only "
-        f"for types the policy reads — {queries} queries per analysis here, "
-        "against 20 before. What is left per analysis is mostly Celery's "
-        "own work per task and the fan-out task; at 50 ms a site reaches the "
-        "latency limit with more CPUs for its workers, since throughput "
-        "scales with them until then.",
+    notes = []
+    hand, ours = runs.get("hand@0"), runs["ours@0"]
+    if hand:
+        cpu = hand["cpu_per_analysis"]
+        hand50 = runs.get("hand@50")
+        reached = (
+            f"; at 50 ms it reaches {hand50['rate']:.0f}/s = "
+            f"{hand50['rate'] / result['limit']:.2f} of the limit with the "
+            f"machine {hand50['machine_cpus_busy']:.1f} of {cpus} CPUs busy: "
+            "at concurrency 8 a plain task is bound by the time each process "
+            "spends per task besides the API call (8 ÷ rate − 50 ms = "
+            f"{(CONCURRENCY / hand50['rate'] - 0.05) * 1000:.1f} ms), not by CPU"
+            if hand50
+            else ""
+        )
+        notes += [
+            "**The reference.** The hand-written task costs "
+            f"{sum(cpu.values()) * 1000:.1f} ms of CPU per analysis at 0 ms "
+            f"(worker {cpu['worker'] * 1000:.1f}, of which the main process "
+            f"{hand['worker_main_cpu_per_analysis'] * 1000:.1f}; PostgreSQL "
+            f"{cpu['postgres'] * 1000:.1f})" + reached + ".",
+            "",
+        ]
+    fan, serial = _cpu_ms(result, "fanout@0"), _cpu_ms(result, "serial@0")
+    if fan is not None:
+        ours_ms = _cpu_ms(result, "ours@0") or 0.0
+        notes += [
+            "**The fan-out.** A save publishes one `dispatch_analyses` "
+            "message. Fanned out as one `run_analysis` task per analysis (the "
+            f"worker before issue 13) it costs {fan:.1f} ms of CPU per "
+            "analysis at 0 ms; the dispatch task running the first analysis "
+            f"itself and fanning out the other (the app now) {ours_ms:.1f} ms"
+            + (
+                f"; running both in the one task, one after the other, "
+                f"{serial:.1f} ms — but a save's analyses then wait for each "
+                "other, so the app does not"
+                if serial is not None
+                else ""
+            )
+            + ". Each Celery task saved is the broker round trips, the "
+            "acknowledgement, the pool's IPC and the tracer; the claims stay "
+            "one per analysis.",
+            "",
+        ]
+    total = sum(ours["cpu_per_analysis"].values())
+    notes += [
+        f"At {total * 1000:.1f} ms of CPU per analysis, {cpus} CPUs to "
+        f"themselves could run at most {cpus / total:.0f} analyses/s; "
+        f"{TARGET_FRACTION * result['limit']:.0f}/s needs at most "
+        f"{cpus / (TARGET_FRACTION * result['limit']) * 1000:.1f} ms, and at "
+        "concurrency 8 a worker process may spend at most "
+        f"{(CONCURRENCY / (TARGET_FRACTION * result['limit']) - 0.05) * 1000:.1f}"
+        " ms per analysis besides the 50 ms API call unless a save's API calls "
+        "overlap.",
         "",
     ]
+    return notes
 
 
 if __name__ == "__main__":
     if _common.is_child():
         _common.child_main(
-            {"prepare": _prepare, "schedule": _schedule, "pieces": _pieces}
+            {
+                "prepare": _prepare,
+                "schedule": _schedule,
+                "schedule_hand": _schedule_hand,
+                "pieces": _pieces,
+            }
         )
     else:
         outcome = main()

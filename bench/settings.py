@@ -30,6 +30,8 @@ from tests.settings import REST_FRAMEWORK as _TEST_REST_FRAMEWORK
 
 #: Environment variable: the level of the app's logger (``INFO`` by default).
 ENV_LOG_LEVEL = "DCA_BENCH_LOG_LEVEL"
+#: Environment variable: set, Celery logs no line per task (see LOGGING).
+ENV_QUIET_TASKS = "DCA_BENCH_QUIET_TASKS"
 #: Environment variable: Celery's ``CELERY_DB_REUSE_MAX`` (tasks per connection).
 ENV_DB_REUSE_MAX = "DCA_BENCH_DB_REUSE_MAX"
 
@@ -68,3 +70,8 @@ LOGGING = {
         }
     },
 }
+if os.environ.get(ENV_QUIET_TASKS):
+    # Celery's two INFO lines per task ("received", "succeeded in") off,
+    # with the worker still at -l info.
+    for _name in ("celery.worker.strategy", "celery.app.trace"):
+        LOGGING["loggers"][_name] = {"level": "WARNING"}

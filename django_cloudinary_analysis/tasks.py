@@ -8,6 +8,7 @@ from typing import Any
 from celery import shared_task
 
 from django_cloudinary_analysis import services
+from django_cloudinary_analysis.services import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +36,55 @@ def run_analysis(self, analysis_id: int) -> Any:  # type: ignore[no-untyped-def]
     raise self.retry(countdown=outcome.retry_in)
 
 
+#: How many of a ``dispatch_analyses`` message's analyses its task runs
+#: itself, after fanning the others out as one ``run_analysis`` task each:
+#: one task fewer per message than fanning them all out, and the others
+#: still run beside it on other worker processes (a save's analyses run in
+#: parallel, as before). More would run them one after another.
+RUN_IN_TASK = 1
+
+
 @shared_task(
+    bind=True,
     name="cloudinary_analysis.dispatch_analyses",
     acks_late=True,
+    reject_on_worker_lost=True,
     ignore_result=True,
+    max_retries=None,
 )
-def dispatch_analyses(analysis_ids: list[int]) -> int:
-    """Fan one commit's analyses out as one ``run_analysis`` task each."""
-    # A refused publish is recorded on the analyses for recover_stuck.
-    services.enqueue_or_record(analysis_ids, fan_out=False)
-    return len(analysis_ids)
+def dispatch_analyses(self, analysis_ids: list[int]) -> int:  # type: ignore[no-untyped-def]
+    """Fan one commit's analyses out, and run the first one(s) here.
+
+    Each analysis is still its own claim (``services.run``): a redelivery
+    after the worker died takes over the ones this task had claimed (same
+    task id), finds nothing to do for the finished ones, and the fanned-out
+    ones are claimed once whatever the number of their messages. One that
+    asks to come back later gets its own ``run_analysis`` message.
+    """
+    ids = list(analysis_ids)
+    here, others = ids[:RUN_IN_TASK], ids[RUN_IN_TASK:]
+    if others:
+        # A refused publish is recorded on the analyses for recover_stuck.
+        services.enqueue_or_record(others, fan_out=False)
+    eager = bool(self.request.is_eager)
+    crash: Exception | None = None
+    for analysis_id in here:
+        try:
+            outcome = services.run(
+                analysis_id, task_id=self.request.id or "", can_wait=not eager
+            )
+        except Exception as exc:  # recorded on the analysis; run the others
+            crash = crash or exc
+            continue
+        if outcome.retry_in is not None:
+            # Its own message from now on; a refused publish leaves the row
+            # retrying, which recover_stuck queues again.
+            dispatch.publish(
+                dispatch.RUN_ANALYSIS, analysis_id, countdown=outcome.retry_in
+            )
+    if crash is not None:
+        raise crash
+    return len(ids)
 
 
 @shared_task(

@@ -17,6 +17,9 @@ from unittest import mock
 
 import pytest
 from celery.exceptions import Retry
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from django_cloudinary_analysis import services, tasks
 from django_cloudinary_analysis.accountability import notify
@@ -169,20 +172,123 @@ def test_run_analysis_tells_services_whether_it_can_come_back(
     assert seen == [("eager-1", False), ("", True)]
 
 
-def test_dispatch_runs_one_task_per_analysis(
-    django_capture_on_commit_callbacks: Any, memory_backend: Any
+def test_dispatch_fans_the_others_out_then_runs_the_first_under_its_id(
+    django_capture_on_commit_callbacks: Any, memory_backend: Any, monkeypatch: Any
 ) -> None:
     photo = queued_photo(django_capture_on_commit_callbacks)
     ids = sorted(photo.analyses.values_list("pk", flat=True))
+    fanned: list[tuple[list[int], dict[str, Any]]] = []
+    monkeypatch.setattr(
+        services, "enqueue_or_record", lambda i, **kw: fanned.append((list(i), kw))
+    )
 
-    assert tasks.dispatch_analyses.apply(args=(ids,)).get() == len(ids)
+    result = tasks.dispatch_analyses.apply(args=(ids,), task_id="save-1")
 
+    assert result.get() == len(ids)
+    # The others went out as one run_analysis task each (fan_out=False)...
+    assert fanned == [(ids[1:], {"fan_out": False})]
+    assert set(
+        Analysis.objects.filter(pk__in=ids[1:]).values_list("status", flat=True)
+    ) == {AnalysisStatus.QUEUED}
+    # ...and the first ran here, claimed under the dispatch's task id (what
+    # lets a redelivery of this message take it over).
+    first = Analysis.objects.get(pk=ids[0])
+    assert (first.status, first.task_id) == (AnalysisStatus.SUCCEEDED, "save-1")
+    assert [call.analysis_type for call in memory_backend.calls] == [
+        first.analysis_type
+    ]
+
+
+def test_a_redelivered_dispatch_takes_over_what_its_lost_worker_had_claimed(
+    django_capture_on_commit_callbacks: Any, memory_backend: Any, monkeypatch: Any
+) -> None:
+    photo = queued_photo(django_capture_on_commit_callbacks)
+    ids = sorted(photo.analyses.values_list("pk", flat=True))
+    monkeypatch.setattr(tasks, "RUN_IN_TASK", len(ids))  # all of them here
+    # The first delivery claimed the first analysis, then its worker died.
+    assert Analysis.objects.claim(
+        ids[0], task_id="save-9", statuses=[AnalysisStatus.QUEUED]
+    )
+
+    # Another message (recover_stuck's, say) leaves a row running elsewhere.
+    tasks.dispatch_analyses.apply(args=([ids[0]],), task_id="other").get()
+    assert Analysis.objects.get(pk=ids[0]).status == AnalysisStatus.RUNNING
+
+    # The redelivery of the same message (same task id) takes it over.
+    tasks.dispatch_analyses.apply(args=(ids,), task_id="save-9").get()
     assert set(
         Analysis.objects.filter(pk__in=ids).values_list("status", flat=True)
     ) == {AnalysisStatus.SUCCEEDED}
-    assert sorted(call.analysis_type for call in memory_backend.calls) == sorted(
-        photo.analyses.values_list("analysis_type", flat=True)
+    assert len(memory_backend.calls) == len(ids)
+
+
+def test_a_dispatch_lost_with_its_worker_is_delivered_again() -> None:
+    # It runs analyses itself: acknowledged after the work, and given back
+    # to the broker when the worker dies (its claims let the redelivery in).
+    assert tasks.dispatch_analyses.acks_late is True
+    assert tasks.dispatch_analyses.reject_on_worker_lost is True
+    assert tasks.dispatch_analyses.max_retries is None
+
+
+#: What services.run does with one analysis in the property test below.
+_OUTCOMES = st.sampled_from(["done", "retry", "crash"])
+
+
+@given(st.lists(_OUTCOMES, min_size=1, max_size=5), st.integers(0, 6))
+@hypothesis_settings(max_examples=80, deadline=None)
+def test_dispatch_runs_each_analysis_once_and_sends_back_only_the_retries(
+    kinds: list[str], here: int
+) -> None:
+    ids = [100 + n for n in range(len(kinds))]
+    events: list[tuple[Any, ...]] = []
+    crashes = [RuntimeError(f"crash {i}") for i in ids]
+
+    def fake_run(analysis_id: int, *, task_id: str, can_wait: bool) -> RunOutcome:
+        events.append(("run", analysis_id, task_id, can_wait))
+        kind = kinds[analysis_id - 100]
+        if kind == "crash":
+            raise crashes[analysis_id - 100]
+        if kind == "retry":
+            return RunOutcome(AnalysisStatus.RETRYING, retry_in=analysis_id / 10)
+        return RunOutcome(AnalysisStatus.SUCCEEDED)
+
+    def fake_publish(name: str, *args: Any, countdown: float) -> bool:
+        events.append(("retry", name, *args, countdown))
+        return True
+
+    def fake_fan_out(analysis_ids: list[int], *, fan_out: bool) -> bool:
+        events.append(("fan out", list(analysis_ids), fan_out))
+        return True
+
+    raised: BaseException | None = None
+    with (
+        mock.patch.object(tasks, "RUN_IN_TASK", here),
+        mock.patch.object(services, "run", fake_run),
+        mock.patch.object(dispatch, "publish", fake_publish),
+        mock.patch.object(services, "enqueue_or_record", fake_fan_out),
+    ):
+        try:
+            tasks.dispatch_analyses.apply(args=(ids,), task_id="save-p").get()
+        except RuntimeError as exc:
+            raised = exc
+
+    # The others go out first (they run beside this task), as one task each.
+    fanned = [("fan out", ids[here:], False)] if ids[here:] else []
+    # Then every analysis of its share runs once, in order, under the
+    # message's id, even after another crashed (an eager run cannot wait);
+    # only a retrying one comes back, as its own run_analysis message.
+    ran: list[tuple[Any, ...]] = []
+    for i, kind in zip(ids[:here], kinds, strict=False):
+        ran.append(("run", i, "save-p", False))
+        if kind == "retry":
+            ran.append(("retry", dispatch.RUN_ANALYSIS, i, i / 10))
+    assert events == fanned + ran
+    # A crash (already recorded on its analysis by services) fails the task.
+    first_crash = next(
+        (crashes[n] for n, kind in enumerate(kinds[:here]) if kind == "crash"),
+        None,
     )
+    assert raised is first_crash
 
 
 def test_poll_of_a_finished_analysis_does_nothing_and_never_retries(

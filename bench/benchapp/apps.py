@@ -14,4 +14,18 @@ class BenchAppConfig(AppConfig):
 
     def ready(self) -> None:
         """Connect the hand-written receiver and register its task."""
+        import os
+
         from bench.benchapp import handwritten  # noqa: F401
+
+        # The pipeline benchmark's fan-out sides: a worker whose dispatch task
+        # runs none (as before issue 13) or all of a save's analyses itself.
+        share = os.environ.get("DCA_BENCH_RUN_IN_TASK")
+        if share is not None:
+            from django_cloudinary_analysis import tasks
+
+            tasks.RUN_IN_TASK = int(share)
+        if os.environ.get("DCA_BENCH_OVERLAP"):
+            from bench.benchapp import overlap
+
+            overlap.install()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
+from contextlib import nullcontext
 
 import pytest
 from django.db import transaction
@@ -31,6 +32,20 @@ VISIBILITY_TIMEOUT = 4
 
 @BOTH_DATABASES
 def test_worker_killed_mid_run_loses_and_duplicates_nothing(it: It) -> None:
+    # One commit: one dispatch message fanned out to a task per analysis.
+    _kill_mid_run(it, one_commit=True)
+
+
+def test_worker_killed_mid_save_dispatches_loses_and_duplicates_nothing(
+    it: It,
+) -> None:
+    # A commit per photo: each dispatch task runs one analysis itself, so the
+    # kill lands in dispatch tasks too; their redelivery (same task id) takes
+    # over the analyses they had claimed.
+    _kill_mid_run(it, one_commit=False)
+
+
+def _kill_mid_run(it: It, *, one_commit: bool) -> None:
     # A broker database of its own: the short visibility timeout must not
     # redeliver the main worker's messages.
     broker = it.stack.broker_url.rsplit("/", 1)[0] + "/3"
@@ -45,9 +60,11 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(it: It) -> None:
         # Slow answers keep several analyses in flight when the kill lands.
         it.fake.add_fault("latency", latency_ms=250)
         expected = OBJECTS * TYPES
-        with harness.celery_broker(broker), transaction.atomic():
+        commit = transaction.atomic() if one_commit else nullcontext()
+        with harness.celery_broker(broker), commit:
             for n in range(OBJECTS):
-                Photo.objects.create(image=image(f"crash-{n}.png", 20_000 + n))
+                with transaction.atomic():
+                    Photo.objects.create(image=image(f"crash-{n}.png", 20_000 + n))
 
         def mid_run() -> bool:
             counts = statuses()
@@ -99,7 +116,8 @@ def test_worker_killed_mid_run_loses_and_duplicates_nothing(it: It) -> None:
     )
 
     it.figure(
-        f"crash: SIGKILL of the worker group with {running} analyses running and "
+        f"crash ({'one commit' if one_commit else 'a commit per photo'}): "
+        f"SIGKILL of the worker group with {running} analyses running and "
         f"{at_kill.get(AnalysisStatus.SUCCEEDED, 0)}/{expected} done "
         f"({requests_at_kill} requests sent); restarted, all {expected} succeeded "
         f"{recovered_in:.1f} s later: 0 lost, 0 duplicate rows, 0 duplicate tags; "
