@@ -200,9 +200,9 @@ def test_a_save_publishes_one_message_showing_its_ids(
     """The message's ``argsrepr`` is the ids' ``repr`` (Celery's ``saferepr``
     shows the same text, at a cost a save notices)."""
     recorder = Recorder()
-    monkeypatch.setattr(
-        registered_task(DISPATCH_ANALYSES), "apply_async", recorder, raising=False
-    )
+    task = registered_task(DISPATCH_ANALYSES)
+    monkeypatch.setattr(task, "apply_async", recorder, raising=False)
+    monkeypatch.setitem(task.app.conf, "task_always_eager", False)  # a worker's
     with django_capture_on_commit_callbacks(execute=True):
         photo = Photo.objects.create(image=image_file())
     ids = sorted(photo.analyses.values_list("pk", flat=True))

@@ -99,20 +99,21 @@ def enqueue(analysis_ids: Iterable[int], *, fan_out: bool = True) -> None:
     One task per analysis keeps retries and parallelism per analysis. From
     the web process (``fan_out``), several ids travel as one
     ``dispatch_analyses`` message that a worker fans out, so a save pays for
-    one publish whatever the number of analyses (run in-process, as every
-    task, when Celery is eager). Messages published together share a
+    one publish whatever the number of analyses (in-process, when Celery is
+    eager, each analysis runs as its own task, in order). Messages published together share a
     producer and, where kombu can batch (5.7+, Redis), one round trip.
     """
     ids = list(analysis_ids)
-    if fan_out and len(ids) > 1:
+    run_analysis = registered_task(RUN_ANALYSIS)
+    eager = run_analysis.app.conf.task_always_eager
+    if fan_out and len(ids) > 1 and not eager:
         dispatch_analyses = registered_task(DISPATCH_ANALYSES)
         message: tuple[Any, ...] = (ids,)
         dispatch_analyses.apply_async(
             message, **_publish_options(dispatch_analyses, message)
         )
         return
-    run_analysis = registered_task(RUN_ANALYSIS)
-    if run_analysis.app.conf.task_always_eager:
+    if eager:
         for analysis_id in ids:
             args = (analysis_id,)
             run_analysis.apply_async(args, **_publish_options(run_analysis, args))
