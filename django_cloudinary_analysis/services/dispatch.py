@@ -100,8 +100,9 @@ def enqueue(analysis_ids: Iterable[int], *, fan_out: bool = True) -> None:
     the web process (``fan_out``), several ids travel as one
     ``dispatch_analyses`` message that a worker fans out, so a save pays for
     one publish whatever the number of analyses (in-process, when Celery is
-    eager, each analysis runs as its own task, in order). Messages published together share a
-    producer and, where kombu can batch (5.7+, Redis), one round trip.
+    eager, each analysis runs as its own task, in order). Messages published
+    together share a producer and, where kombu can batch (5.7+, Redis), one
+    round trip.
     """
     ids = list(analysis_ids)
     run_analysis = registered_task(RUN_ANALYSIS)
