@@ -393,9 +393,10 @@ def render(result: dict[str, Any]) -> str:
         "",
         f"Ratio **{worker_fig['display']}** (target ≤ {WORKER_TARGET}×: "
         f"{_yes(worker_fig['met'])}). The worker's fan-out (`dispatch_analyses` "
-        "publishing one `run_analysis` message per analysis of a save, batched) "
-        f"adds {median(worker['fanout_cpu']) * 1000:.2f} ms of CPU per analysis "
-        "on top, plus Celery's cost of running one more task per save. "
+        "publishing a `run_analysis` message for each analysis of a save but the "
+        "first, which it runs itself; batched) adds "
+        f"{median(worker['fanout_cpu']) * 1000:.2f} ms of CPU per fanned-out "
+        "analysis on top, and Celery's cost of running its task. "
         "Our statements for one analysis:",
         "",
         "```",
