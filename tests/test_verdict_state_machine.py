@@ -102,10 +102,10 @@ class FakeBroker:
         """Polls: the memory backend never answers 202."""
 
 
-def _has_results(pk: int) -> bool:
-    """Whether a row of ``pk`` carries a result that a copy could reuse."""
+def _has_results(pk: int, analysis_type: str) -> bool:
+    """Whether a row of ``pk`` carries a result of this type a copy could reuse."""
     return Analysis.objects.filter(
-        object_id=str(pk), status=AnalysisStatus.SUCCEEDED
+        object_id=str(pk), analysis_type=analysis_type, status=AnalysisStatus.SUCCEEDED
     ).exists()
 
 
@@ -141,7 +141,7 @@ class VerdictMachine(RuleBasedStateMachine):
         # Objects that hold (or held) each content: once none is left, no row
         # remembers the content and paying for it again is right.
         self.holders: dict[int, set[int]] = {}
-        self.forgotten: Counter[int] = Counter()
+        self.forgotten: Counter[tuple[int, str]] = Counter()
         self.files = itertools.count()
 
     def teardown(self) -> None:
@@ -254,7 +254,7 @@ class VerdictMachine(RuleBasedStateMachine):
     def delete(self, pk: int) -> None:
         if not self._exists(pk):
             return
-        carried = _has_results(pk)
+        carried = {t: _has_results(pk, t) for t in TYPES}
         with capture():
             Photo.objects.filter(pk=pk).delete()
         del self.seed[pk]
@@ -265,10 +265,12 @@ class VerdictMachine(RuleBasedStateMachine):
             if pk in holders:
                 holders.discard(pk)
                 # Paying again is right once the last row carrying the result
-                # is gone: copies still queued hold the content but no result.
-                self.forgotten[seed] += carried and not any(
-                    _has_results(other) for other in holders
-                )
+                # of a type is gone: copies still queued (or whose message was
+                # lost) hold the content but no result of that type.
+                for analysis_type in TYPES:
+                    self.forgotten[(seed, analysis_type)] += carried[
+                        analysis_type
+                    ] and not any(_has_results(o, analysis_type) for o in holders)
 
     @rule(down=st.booleans())
     def broker_state(self, down: bool) -> None:
@@ -373,7 +375,11 @@ class VerdictMachine(RuleBasedStateMachine):
             for call in MemoryBackend.calls
         )
         for (seed, analysis_type), calls in paid.items():
-            allowed = 1 + self.forced[(seed, analysis_type)] + self.forgotten[seed]
+            allowed = (
+                1
+                + self.forced[(seed, analysis_type)]
+                + self.forgotten[(seed, analysis_type)]
+            )
             assert calls <= allowed, (
                 f"content {seed} paid {calls} times for {analysis_type} "
                 f"(allowed {allowed})"
@@ -398,6 +404,43 @@ class VerdictMachine(RuleBasedStateMachine):
             pk__in=self.broker.refused,
         )
         assert not silent.exists(), list(silent.values("pk", "status"))
+
+
+def test_a_later_human_approval_outranks_a_rejection_whose_origin_is_gone() -> None:
+    """Found by the machine: a copy that followed a human rejection kept it
+    after the rejected object was deleted, and its derived rejection beat a
+    moderator's later approval of the same content on the next upload."""
+    machine = VerdictMachine()
+    try:
+        first = machine.create(seed=0)
+        rejected = machine.reupload(pk=first)
+        machine.decide(pk=rejected, verdict="reject")
+        approved = machine.reupload(pk=first)
+        follower = machine.reupload(pk=first)  # follows the rejection
+        machine.decide(pk=approved, verdict="approve")
+        machine.delete(pk=rejected)  # the rejection goes with its object
+        machine.reupload(pk=follower)  # asserts it follows the approval
+        machine.human_decisions_stand()
+        machine.status_is_the_newest_decision()
+    finally:
+        machine.teardown()
+
+
+def test_a_type_whose_only_result_was_deleted_is_paid_again() -> None:
+    """Found by the machine (its bookkeeping was per content, not per type):
+    the original's moderation message was lost, so once the copy holding
+    the only moderation result is deleted, paying again is right."""
+    machine = VerdictMachine()
+    try:
+        original = machine.create(seed=2)
+        machine.broker_flushed()
+        machine.force(pk=original, analysis_type="google_tagging")
+        copy = machine.reupload(pk=original)
+        machine.delete(pk=copy)
+        machine.reupload(pk=original)
+        machine.each_content_is_paid_once()
+    finally:
+        machine.teardown()
 
 
 def test_the_verdict_stays_true() -> None:

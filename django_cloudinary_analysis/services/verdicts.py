@@ -294,6 +294,13 @@ def _follow_human_decision(
     )
 
 
+def _follows_content(decision: ModerationDecision) -> bool:
+    return any(
+        isinstance(reason, dict) and reason.get("rule") == "follows_content"
+        for reason in decision.reasons or ()
+    )
+
+
 def _released_since_new_content(obj: Model) -> bool:
     for decision in ModerationDecision.objects.for_object(obj).only(
         "decided_by_kind", "reasons"
@@ -309,7 +316,8 @@ def _standing_human_decision(obj: Model, key: str) -> ModerationDecision | None:
     """The human verdict on content ``key`` that still stands on another object.
 
     It stands while it is the newest decision of its object (a new file, a
-    release or a later decision ends it). A rejection wins over an approval;
+    release or a later decision ends it) and was a person's own, not one
+    following another (deleting the object ends it). A rejection wins over an approval;
     approvals count unless HUMAN_APPROVAL_FOLLOWS_CONTENT is off.
     """
     statuses = [ModerationStatus.REJECTED]
@@ -327,6 +335,11 @@ def _standing_human_decision(obj: Model, key: str) -> ModerationDecision | None:
     )
     found: ModerationDecision | None = None
     for candidate in candidates[:50]:
+        if _follows_content(candidate):
+            # A copy's decision only applies a person's verdict on another
+            # object; it stands for nothing once that verdict is gone (its
+            # object deleted), and while it stands the origin is found too.
+            continue
         newest = (
             ModerationDecision.objects.filter(
                 content_type_id=candidate.content_type_id,
