@@ -75,6 +75,19 @@ def _later() -> Any:
     )
 
 
+#: What ``aggregate`` groups the per-decision rows by (their first columns).
+GROUP_KEYS = (
+    "f_day",
+    "content_type_id",
+    "status",
+    "decided_by_kind",
+    "g_type",
+    "g_rule",
+    "g_detail",
+    "f_in_period",
+)
+
+
 def _facts(where: Q, period: tuple[datetime, datetime] | None, tz: tzinfo | None):  # type: ignore[no-untyped-def]
     """One row per decision matching ``where`` with what the figures need.
 
@@ -142,14 +155,7 @@ def _facts(where: Q, period: tuple[datetime, datetime] | None, tz: tzinfo | None
             ),
         )
         .values(
-            "f_day",
-            "content_type_id",
-            "status",
-            "decided_by_kind",
-            "g_type",
-            "g_rule",
-            "g_detail",
-            "f_in_period",
+            *GROUP_KEYS,
             "decided_at",
             "next_code",
             "own_code",
@@ -172,21 +178,7 @@ def aggregate(
     inner, params = facts.query.sql_with_params()
     db = connections[facts.db]
     q = db.ops.quote_name
-    keys = ", ".join(
-        map(
-            q,
-            (
-                "f_day",
-                "content_type_id",
-                "status",
-                "decided_by_kind",
-                "g_type",
-                "g_rule",
-                "g_detail",
-                "f_in_period",
-            ),
-        )
-    )
+    keys = ", ".join(map(q, GROUP_KEYS))
     reviewed = f"{q('next_code')} LIKE %s"
     # A fence: without it PostgreSQL pulls the per-decision rows up into the
     # grouping and runs the next-decision subquery once per reference (three
