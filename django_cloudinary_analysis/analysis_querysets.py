@@ -17,6 +17,8 @@ from django.utils import timezone
 from django_cloudinary_analysis.querysets import (
     ObjectQuerySet,
     analysis_model,
+    column_converters,
+    converted,
     media_tag_model,
 )
 from django_cloudinary_analysis.statuses import UNFINISHED, AnalysisStatus
@@ -75,17 +77,10 @@ def _converters(connection: Any) -> list[tuple[Any, list[Any]]]:
     key = (connection.alias, connection.vendor)
     if key not in _CONVERTERS:
         table = analysis_model()._meta.db_table
-        found = []
-        for field in analysis_model()._meta.concrete_fields:
-            column = field.get_col(table)
-            found.append(
-                (
-                    column,
-                    connection.ops.get_db_converters(column)
-                    + field.get_db_converters(connection),
-                )
-            )
-        _CONVERTERS[key] = found
+        _CONVERTERS[key] = column_converters(
+            [field.get_col(table) for field in analysis_model()._meta.concrete_fields],
+            connection,
+        )
     return _CONVERTERS[key]
 
 
@@ -162,13 +157,7 @@ class AnalysisQuerySet(ObjectQuerySet):
             row = cursor.fetchone()
         if row is None:
             return None
-        values = []
-        for (column, converters), value in zip(
-            _converters(connection), row[: len(fields)], strict=True
-        ):
-            for convert in converters:
-                value = convert(value, column, connection)
-            values.append(value)
+        values = converted(_converters(connection), row[: len(fields)], connection)
         analysis = self.model.from_db(self.db, [f.attname for f in fields], values)
         analysis.sibling_key = row[len(fields)] or ""
         if len(row) > len(fields) + 1:

@@ -54,14 +54,14 @@ def load_object(model: type[Model], pk: Any) -> Model | None:
     loader = _LOADERS[key]
     if loader is None:
         return next(iter(manager.filter(pk=pk)[:1]), None)
-    sql, columns, init_list = loader
+    sql, converters, init_list = loader
     connection = connections[db]
     with connection.cursor() as cursor:
         cursor.execute(sql, [_pk_param(model, pk, connection)])
         row = cursor.fetchone()
     if row is None:
         return None
-    return model.from_db(db, init_list, _converted(columns, row, connection))
+    return model.from_db(db, init_list, converted(converters, row, connection))
 
 
 def _pk_param(model: type[Model], pk: Any, connection: Any) -> Any:
@@ -71,7 +71,20 @@ def _pk_param(model: type[Model], pk: Any, connection: Any) -> Any:
     return field.get_db_prep_value(field.get_prep_value(pk), connection, prepared=True)
 
 
-def _compile_loader(queryset: Any, pk: Any) -> tuple[str, list[Any], list[str]] | None:
+def _compile_loader(queryset: Any, pk: Any) -> tuple[str, Any, list[str]] | None:
+    plain = _plain_select(queryset)
+    if plain is None:
+        return None
+    sql, params, converters, init_list = plain
+    if list(params) != [_pk_param(queryset.model, pk, connections[queryset.db])]:
+        return None
+    return sql, converters, init_list
+
+
+def _plain_select(queryset: Any) -> tuple[str, Any, Any, list[str]] | None:
+    """The compiled SELECT of a queryset of one model's own columns (no
+    related rows, annotations or prefetches), its parameters, the columns'
+    converters and attribute names; None for any other queryset."""
     if queryset._prefetch_related_lookups or queryset.query.annotations:
         return None
     compiler = queryset.query.get_compiler(queryset.db)
@@ -79,13 +92,16 @@ def _compile_loader(queryset: Any, pk: Any) -> tuple[str, list[Any], list[str]] 
     klass_info = compiler.klass_info
     if klass_info is None or klass_info.get("related_klass_infos"):
         return None
-    if list(params) != [_pk_param(queryset.model, pk, compiler.connection)]:
-        return None
     fields = klass_info["select_fields"]
     if fields != list(range(len(fields))) or compiler.col_count != len(fields):
         return None
     columns = [column for column, _, _ in compiler.select]
-    return sql, columns, [column.target.attname for column in columns]
+    return (
+        sql,
+        params,
+        column_converters(columns, compiler.connection),
+        [column.target.attname for column in columns],
+    )
 
 
 #: Stands for the object id while a query is compiled (no id holds a NUL).
@@ -114,7 +130,7 @@ def first_row(
     template = _TEMPLATES[key]
     if template is None:
         return build(obj, str(obj.pk)).first()  # type: ignore[no-any-return]
-    sql, params, slots, columns, locks = template
+    sql, params, slots, converters, locks = template
     connection = connections[manager.db]
     if locks and connection.get_autocommit():
         raise TransactionManagementError(
@@ -129,7 +145,7 @@ def first_row(
         row = cursor.fetchone()
     if row is None:
         return None
-    return tuple(_converted(columns, row, connection))
+    return tuple(converted(converters, row, connection))
 
 
 def _compile_template(build: Callable[[Model, str], Any], obj: Model) -> Any:
@@ -148,20 +164,33 @@ def _compile_template(build: Callable[[Model, str], Any], obj: Model) -> Any:
     columns = [column for column, _, _ in compiler.select]
     if compiler.col_count != len(columns):
         return None
+    converters = column_converters(columns, compiler.connection)
     locks = bool(
         queryset.query.select_for_update
         and compiler.connection.features.has_select_for_update
     )
-    return sql, tuple(params), slots, columns, locks
+    return sql, tuple(params), slots, converters, locks
 
 
-def _converted(columns: list[Any], row: Sequence[Any], connection: Any) -> list[Any]:
-    """``row``'s values as the ORM returns them (its database converters)."""
+def column_converters(columns: Sequence[Any], connection: Any) -> list[Any]:
+    """Each column with the converters the ORM applies to its fetched value."""
+    return [
+        (
+            column,
+            connection.ops.get_db_converters(column)
+            + column.get_db_converters(connection),
+        )
+        for column in columns
+    ]
+
+
+def converted(
+    converters: Sequence[Any], row: Sequence[Any], connection: Any
+) -> list[Any]:
+    """``row``'s values as the ORM returns them (``column_converters``)."""
     values = []
-    for column, value in zip(columns, row, strict=True):
-        for convert in connection.ops.get_db_converters(
-            column
-        ) + column.get_db_converters(connection):
+    for (column, functions), value in zip(converters, row, strict=True):
+        for convert in functions:
             value = convert(value, column, connection)
         values.append(value)
     return values
@@ -188,7 +217,7 @@ def object_rows(
     template = _ROWS[key]
     if template is None:
         return list(build(obj, str(obj.pk)))
-    sql, params, slots, columns, init_list, model, db = template
+    sql, params, slots, converters, init_list, model, db = template
     connection = connections[db]
     params = list(params)
     for slot in slots:
@@ -197,27 +226,21 @@ def object_rows(
         cursor.execute(sql, params)
         found = cursor.fetchall()
     return [
-        model.from_db(db, init_list, _converted(columns, row, connection))
+        model.from_db(db, init_list, converted(converters, row, connection))
         for row in found
     ]
 
 
 def _compile_rows(build: Callable[[Model, str], Any], obj: Model) -> Any:
     queryset = build(obj, _OBJECT_ID)
-    if queryset._prefetch_related_lookups or queryset.query.annotations:
+    plain = _plain_select(queryset)
+    if plain is None:
         return None
-    compiler = queryset.query.get_compiler(queryset.db)
-    sql, params = compiler.as_sql()
+    sql, params, converters, init_list = plain
     slots = [i for i, value in enumerate(params) if value == _OBJECT_ID]
-    klass_info = compiler.klass_info
-    if not slots or klass_info is None or klass_info.get("related_klass_infos"):
+    if not slots:
         return None
-    fields = klass_info["select_fields"]
-    if fields != list(range(len(fields))) or compiler.col_count != len(fields):
-        return None
-    columns = [column for column, _, _ in compiler.select]
-    init_list = [column.target.attname for column in columns]
-    return sql, tuple(params), slots, columns, init_list, queryset.model, queryset.db
+    return sql, tuple(params), slots, converters, init_list, queryset.model, queryset.db
 
 
 def _forget_loaders(**kwargs: Any) -> None:
