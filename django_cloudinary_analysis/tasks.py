@@ -8,7 +8,6 @@ from typing import Any
 from celery import shared_task
 
 from django_cloudinary_analysis import services
-from django_cloudinary_analysis.services import dispatch
 
 logger = logging.getLogger(__name__)
 
@@ -67,23 +66,7 @@ def dispatch_analyses(self, analysis_ids: list[int]) -> int:  # type: ignore[no-
         # A refused publish is recorded on the analyses for recover_stuck.
         services.enqueue_or_record(others, fan_out=False)
     eager = bool(self.request.is_eager)
-    crash: Exception | None = None
-    for analysis_id in here:
-        try:
-            outcome = services.run(
-                analysis_id, task_id=self.request.id or "", can_wait=not eager
-            )
-        except Exception as exc:  # recorded on the analysis; run the others
-            crash = crash or exc
-            continue
-        if outcome.retry_in is not None:
-            # Its own message from now on; a refused publish leaves the row
-            # retrying, which recover_stuck queues again.
-            dispatch.publish(
-                dispatch.RUN_ANALYSIS, analysis_id, countdown=outcome.retry_in
-            )
-    if crash is not None:
-        raise crash
+    services.run_each(here, task_id=self.request.id or "", can_wait=not eager)
     return len(ids)
 
 

@@ -26,7 +26,7 @@ from django_cloudinary_analysis.accountability import notify
 from django_cloudinary_analysis.accountability.notify import DeliveryOutcome
 from django_cloudinary_analysis.exceptions import ServerError
 from django_cloudinary_analysis.models import Analysis, AnalysisStatus
-from django_cloudinary_analysis.services import dispatch
+from django_cloudinary_analysis.services import dispatch, running
 from django_cloudinary_analysis.services.results import RunOutcome
 from django_cloudinary_analysis.writeback import cloudinary_sync
 from django_cloudinary_analysis.writeback.cloudinary_sync import SyncOutcome
@@ -263,7 +263,8 @@ def test_dispatch_runs_each_analysis_once_and_sends_back_only_the_retries(
     raised: BaseException | None = None
     with (
         mock.patch.object(tasks, "RUN_IN_TASK", here),
-        mock.patch.object(services, "run", fake_run),
+        # The task runs its share through services.run_each.
+        mock.patch.object(running, "run", fake_run),
         mock.patch.object(dispatch, "publish", fake_publish),
         mock.patch.object(services, "enqueue_or_record", fake_fan_out),
     ):

@@ -37,7 +37,7 @@ from django_cloudinary_analysis.services.results import (
     apply_result,
     retry_delay,
 )
-from django_cloudinary_analysis.services.running import run
+from django_cloudinary_analysis.services.running import run, run_each
 from django_cloudinary_analysis.services.scheduling import (
     RERUN_ALL,
     RERUN_FAILED,
@@ -91,6 +91,7 @@ __all__ = [
     "release",
     "retry_delay",
     "run",
+    "run_each",
     "schedule",
     "schedule_many",
     "send_to_review",

@@ -4,6 +4,7 @@ and either wait for the remote task or finish."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
@@ -24,6 +25,7 @@ from django_cloudinary_analysis.models import (
 from django_cloudinary_analysis.options import (
     stored_name,
 )
+from django_cloudinary_analysis.services import dispatch
 from django_cloudinary_analysis.services.quota import quota_blocked_until
 from django_cloudinary_analysis.services.remote import (
     _notification_url,
@@ -75,6 +77,29 @@ def run(analysis_id: int, *, task_id: str = "", can_wait: bool = True) -> RunOut
             message=f"{type(exc).__name__}: {exc}",
         )
         raise
+
+
+def run_each(analysis_ids: Iterable[int], *, task_id: str, can_wait: bool) -> None:
+    """``run`` each analysis in turn, as one task (``dispatch_analyses``).
+
+    One that asks to come back later gets its own ``run_analysis`` message
+    (a refused publish leaves the row retrying, which ``recover_stuck``
+    queues again). One that crashes is recorded by ``run`` and the others
+    still run; the first crash is raised at the end.
+    """
+    crash: Exception | None = None
+    for analysis_id in analysis_ids:
+        try:
+            outcome = run(analysis_id, task_id=task_id, can_wait=can_wait)
+        except Exception as exc:  # recorded on the analysis; run the others
+            crash = crash or exc
+            continue
+        if outcome.retry_in is not None:
+            dispatch.publish(
+                dispatch.RUN_ANALYSIS, analysis_id, countdown=outcome.retry_in
+            )
+    if crash is not None:
+        raise crash
 
 
 def _claim(analysis_id: int, task_id: str) -> Analysis | None:
